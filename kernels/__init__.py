@@ -1,0 +1,1 @@
+"""Numba kernels of lgrec, installed as ``lgrec.kernels``."""
