@@ -1,1 +1,18 @@
-"""Numba kernels of lgrec, installed as ``lgrec.kernels``."""
+"""Numba kernels of lgrec, installed as ``lgrec.kernels``.
+
+Plain functions on arrays, compiled on first use and cached on disk
+(``cache=True``); nothing here is compiled per call.
+"""
+
+from .optim import accumulate_rows, adam_dense, adam_rows
+from .sampling import sample_negatives
+from .topk import hits_in_sorted, topk_exclude
+
+__all__ = [
+    "accumulate_rows",
+    "adam_dense",
+    "adam_rows",
+    "hits_in_sorted",
+    "sample_negatives",
+    "topk_exclude",
+]

@@ -1,3 +1,25 @@
-"""lgrec: CPU-first multimodal recommendation."""
+"""lgrec: CPU-first multimodal recommendation.
+
+Gated image/text fusion on LightGCN (RLMultimodalRec) with BPR-MF, LightGCN,
+VBPR and FREEDOM baselines, MMRec-compatible evaluation and Numba kernels.
+"""
 
 __version__ = "0.1.0"
+
+from ._base import DataWarning, ModelFitError, NotFittedError
+from .data import Dataset, load_mmrec, save_mmrec
+from .evaluation import evaluate
+from .models import BPRMF, LightGCN
+
+__all__ = [
+    "BPRMF",
+    "DataWarning",
+    "Dataset",
+    "LightGCN",
+    "ModelFitError",
+    "NotFittedError",
+    "evaluate",
+    "load_mmrec",
+    "save_mmrec",
+    "__version__",
+]

@@ -1,0 +1,6 @@
+"""lgrec estimators."""
+
+from .bpr import BPRMF
+from .lightgcn import LightGCN
+
+__all__ = ["BPRMF", "LightGCN"]

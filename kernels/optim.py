@@ -1,0 +1,77 @@
+"""Fused Adam updates (dense and row-sparse) and row accumulation for sparse gradients.
+
+The update is PyTorch's Adam without weight decay:
+
+    m <- b1 m + (1 - b1) g
+    v <- b2 v + (1 - b2) g^2
+    p <- p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),   bc_i = 1 - b_i^t
+
+One pass over memory instead of the seven passes of the equivalent NumPy
+expression; ``lgrec.optim`` holds the state and the bias corrections.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["accumulate_rows", "adam_dense", "adam_rows"]
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def adam_dense(param, grad, m, v, lr, beta1, beta2, eps, bc1, bc2):
+    """In-place Adam step on flat (1-D, contiguous) arrays of equal length."""
+    step = lr / bc1
+    inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
+    for i in numba.prange(param.shape[0]):
+        g = grad[i]
+        mi = beta1 * m[i] + (1.0 - beta1) * g
+        vi = beta2 * v[i] + (1.0 - beta2) * g * g
+        m[i] = mi
+        v[i] = vi
+        param[i] -= step * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def adam_rows(param, rows, grad_rows, m, v, lr, beta1, beta2, eps, bc1, bc2):
+    """In-place Adam step on the listed rows of 2-D arrays only (lazy Adam).
+
+    ``rows`` must be unique; ``grad_rows[r]`` is the gradient of row ``rows[r]``.
+    """
+    step = lr / bc1
+    inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
+    d = param.shape[1]
+    for r in numba.prange(rows.shape[0]):
+        row = rows[r]
+        for c in range(d):
+            g = grad_rows[r, c]
+            mi = beta1 * m[row, c] + (1.0 - beta1) * g
+            vi = beta2 * v[row, c] + (1.0 - beta2) * g * g
+            m[row, c] = mi
+            v[row, c] = vi
+            param[row, c] -= step * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+
+
+@numba.njit(nogil=True, cache=True)
+def accumulate_rows(inverse, values, n_out):
+    """Sum rows of ``values`` that share an output slot.
+
+    Parameters
+    ----------
+    inverse : ndarray of shape (n,), int64
+        Output row of each input row (as from ``np.unique(..., return_inverse=True)``).
+    values : ndarray of shape (n, d)
+        Rows to add up.
+    n_out : int
+        Number of output rows.
+
+    Returns
+    -------
+    ndarray of shape (n_out, d), same dtype as ``values``
+    """
+    out = np.zeros((n_out, values.shape[1]), dtype=values.dtype)
+    for r in range(values.shape[0]):
+        o = inverse[r]
+        for c in range(values.shape[1]):
+            out[o, c] += values[r, c]
+    return out

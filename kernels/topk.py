@@ -1,0 +1,144 @@
+"""Top-K selection with per-row exclusions, and hit lookup for evaluation.
+
+Scores come from BLAS (``U[block] @ V.T``); these kernels do the irregular
+part. Ordering: higher score first, ties broken by the lower item id; NaN
+scores are never selected. Rows with fewer than ``k`` candidates are padded
+with id ``-1`` and score ``-inf``.
+"""
+
+import numba
+import numpy as np
+
+__all__ = ["hits_in_sorted", "topk_exclude"]
+
+
+@numba.njit(inline="always", cache=True)
+def _worse(s1, i1, s2, i2):
+    """Whether candidate (s1, i1) ranks below (s2, i2)."""
+    return s1 < s2 or (s1 == s2 and i1 > i2)
+
+
+@numba.njit(inline="always", cache=True)
+def _sift_down(heap_s, heap_i, pos, size):
+    """Restore the min-heap (root = worst candidate) below ``pos``."""
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            return
+        child = left
+        right = left + 1
+        if right < size and _worse(heap_s[right], heap_i[right], heap_s[left], heap_i[left]):
+            child = right
+        if _worse(heap_s[child], heap_i[child], heap_s[pos], heap_i[pos]):
+            heap_s[pos], heap_s[child] = heap_s[child], heap_s[pos]
+            heap_i[pos], heap_i[child] = heap_i[child], heap_i[pos]
+            pos = child
+        else:
+            return
+
+
+@numba.njit(inline="always", cache=True)
+def _sift_up(heap_s, heap_i, pos):
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if _worse(heap_s[pos], heap_i[pos], heap_s[parent], heap_i[parent]):
+            heap_s[pos], heap_s[parent] = heap_s[parent], heap_s[pos]
+            heap_i[pos], heap_i[parent] = heap_i[parent], heap_i[pos]
+            pos = parent
+        else:
+            return
+
+
+@numba.njit(cache=True, nogil=True)
+def _topk_row(row, k, excl_indices, p, pend, heap_s, heap_i, out_ids, out_scores):
+    size = 0
+    n_cols = row.shape[0]
+    for j in range(n_cols):
+        while p < pend and excl_indices[p] < j:
+            p += 1
+        if p < pend and excl_indices[p] == j:
+            continue
+        s = row[j]
+        if s != s:
+            continue
+        if size < k:
+            heap_s[size] = s
+            heap_i[size] = j
+            _sift_up(heap_s, heap_i, size)
+            size += 1
+        elif s > heap_s[0]:
+            heap_s[0] = s
+            heap_i[0] = j
+            _sift_down(heap_s, heap_i, 0, size)
+    for pos in range(size, k):
+        out_ids[pos] = -1
+        out_scores[pos] = -np.inf
+    while size > 0:
+        size -= 1
+        out_ids[size] = heap_i[0]
+        out_scores[size] = heap_s[0]
+        heap_s[0] = heap_s[size]
+        heap_i[0] = heap_i[size]
+        _sift_down(heap_s, heap_i, 0, size)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def topk_exclude(scores, k, excl_indptr, excl_indices, out_ids, out_scores):
+    """Per-row top-``k`` of a score block, skipping excluded items.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_rows, n_items), float32 or float64
+        Scores of one user block. Not modified.
+    k : int
+        Number of items to keep per row (>= 1).
+    excl_indptr : ndarray of shape (n_rows + 1,), int32 or int64
+        CSR row pointers of the items to exclude, one row per score row.
+    excl_indices : ndarray of shape (nnz,), int32
+        Excluded item ids, sorted and unique within each row.
+    out_ids : ndarray of shape (n_rows, k), int64
+        Receives item ids, best first; ``-1`` pads rows with fewer candidates.
+    out_scores : ndarray of shape (n_rows, k), same dtype as ``scores``
+        Receives the matching scores; ``-inf`` pads.
+    """
+    n_rows = scores.shape[0]
+    chunk = 32
+    for c in numba.prange((n_rows + chunk - 1) // chunk):
+        heap_s = np.empty(k, dtype=scores.dtype)
+        heap_i = np.empty(k, dtype=np.int64)
+        for r in range(c * chunk, min(n_rows, (c + 1) * chunk)):
+            _topk_row(
+                scores[r], k, excl_indices, excl_indptr[r], excl_indptr[r + 1],
+                heap_s, heap_i, out_ids[r], out_scores[r],
+            )
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def hits_in_sorted(ids, truth_indptr, truth_indices, out):
+    """Mark which recommended ids are in each row's truth set.
+
+    Parameters
+    ----------
+    ids : ndarray of shape (n_rows, k), int64
+        Recommended item ids (``-1`` padding never hits).
+    truth_indptr : ndarray of shape (n_rows + 1,), int32 or int64
+        CSR row pointers of the truth items, one row per ``ids`` row.
+    truth_indices : ndarray of shape (nnz,), int32
+        Truth item ids, sorted within each row.
+    out : ndarray of shape (n_rows, k), bool
+        Receives ``True`` where ``ids[r, c]`` is a truth item of row ``r``.
+    """
+    for r in numba.prange(ids.shape[0]):
+        start = truth_indptr[r]
+        end = truth_indptr[r + 1]
+        for c in range(ids.shape[1]):
+            value = ids[r, c]
+            lo = start
+            hi = end
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if truth_indices[mid] < value:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            out[r, c] = lo < end and truth_indices[lo] == value

@@ -1,0 +1,420 @@
+"""Datasets: a train/valid/test split of a user-item matrix plus item features.
+
+Sources:
+
+- :func:`load_mmrec` reads a MMRec-format folder: ``<name>.inter``
+  (tab-separated, header, columns ``userID itemID x_label`` with 0 = train,
+  1 = valid, 2 = test; other columns are ignored) and, when present,
+  ``image_feat.npy`` / ``text_feat.npy``. A feature file is aligned with items
+  by ``image_item_ids.npy`` / ``text_item_ids.npy`` (the itemID of each row)
+  when those exist; otherwise it must have exactly one row per item in itemID
+  order (MMRec's convention). Items without a feature row get an all-zero
+  row, lgrec's mark of a missing modality.
+- :meth:`Dataset.from_frame` builds one from a pandas DataFrame of
+  (user, item[, time]) pairs with a random per-user or a global temporal split.
+- :func:`lgrec.datasets.make_multimodal` generates a synthetic one.
+
+:func:`save_mmrec` writes any Dataset back as such a folder.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ._base import DataWarning
+from ._validation import check_features, check_float, check_interactions, check_random_state
+
+__all__ = ["Dataset", "load_mmrec", "save_mmrec"]
+
+_SPLIT_LABELS = {"train": 0, "valid": 1, "test": 2}
+_MODALITIES = ("image", "text")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A split interaction dataset with optional item features.
+
+    Attributes
+    ----------
+    train, valid, test : scipy.sparse.csr_matrix of shape (n_users, n_items), float32
+        Binary interaction matrices of the three splits.
+    image, text : ndarray of shape (n_items, d) or None
+        Item features aligned with item ids; an all-zero row marks an item
+        without that modality.
+    name : str
+        Dataset name (the ``.inter`` file's stem for MMRec folders).
+    user_ids, item_ids : ndarray of shape (n_users,) / (n_items,) or None
+        Original ids of users and items, when known (index = lgrec id).
+    item_info : pandas.DataFrame or None
+        Per-item metadata indexed by item id (e.g. a product group column).
+    """
+
+    train: sp.csr_matrix
+    valid: sp.csr_matrix
+    test: sp.csr_matrix
+    image: np.ndarray | None = None
+    text: np.ndarray | None = None
+    name: str = "dataset"
+    user_ids: np.ndarray | None = None
+    item_ids: np.ndarray | None = None
+    item_info: pd.DataFrame | None = None
+
+    def __post_init__(self):
+        train = check_interactions(self.train, "train")
+        object.__setattr__(self, "train", train)
+        for split in ("valid", "test"):
+            object.__setattr__(
+                self, split, check_interactions(getattr(self, split), split, shape=train.shape, allow_empty=True)
+            )
+        for modality in _MODALITIES:
+            object.__setattr__(self, modality, check_features(getattr(self, modality), modality, train.shape[1]))
+        for name, size in (("user_ids", train.shape[0]), ("item_ids", train.shape[1])):
+            ids = getattr(self, name)
+            if ids is not None and len(ids) != size:
+                raise ValueError(f"{name} has {len(ids)} entries but the dataset has {size}.")
+
+    @property
+    def n_users(self) -> int:
+        return self.train.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.train.shape[1]
+
+    def cold_items(self, split: str = "test") -> np.ndarray:
+        """Items with interactions in ``split`` but none in train.
+
+        Returns
+        -------
+        ndarray of shape (n_cold,), int64
+        """
+        matrix = getattr(self, split)
+        seen = np.bincount(self.train.indices, minlength=self.n_items) > 0
+        held = np.bincount(matrix.indices, minlength=self.n_items) > 0
+        return np.flatnonzero(held & ~seen)
+
+    def summary(self) -> dict:
+        """Counts: users, items, interactions per split, cold items, missing modalities."""
+        out = {
+            "name": self.name,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "train": int(self.train.nnz),
+            "valid": int(self.valid.nnz),
+            "test": int(self.test.nnz),
+            "cold_test_items": int(self.cold_items("test").shape[0]),
+        }
+        for modality in _MODALITIES:
+            features = getattr(self, modality)
+            out[f"{modality}_dim"] = None if features is None else int(features.shape[1])
+            out[f"items_without_{modality}"] = (
+                self.n_items if features is None else int(np.sum(~np.any(features != 0, axis=1)))
+            )
+        return out
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        user_col: str = "user",
+        item_col: str = "item",
+        time_col: str | None = None,
+        *,
+        split: str = "random",
+        valid_size: float = 0.1,
+        test_size: float = 0.1,
+        random_state=None,
+        name: str = "dataset",
+    ) -> "Dataset":
+        """Build a Dataset from (user, item[, time]) rows.
+
+        Repeated (user, item) pairs count once (the earliest time is kept).
+        Users and items are numbered in ascending order of their ids; the
+        original ids are kept in ``user_ids`` / ``item_ids``.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            One row per interaction. Not modified.
+        user_col, item_col : str
+            Column names of user and item ids (any hashable, sortable type).
+        time_col : str, optional
+            Column of timestamps (numbers or datetimes); required for ``split="temporal"``.
+        split : {"random", "temporal"}, default="random"
+            ``"random"``: each user's items are shuffled and about ``test_size``
+            and ``valid_size`` of them (rounded; at least one item stays in
+            train) are held out. ``"temporal"``: with :math:`q_a` the
+            ``a``-quantile of the pair times, train is ``t < q_{1-v-s}``, valid
+            is ``q_{1-v-s} <= t < q_{1-s}``, test is ``t >= q_{1-s}``; held-out
+            pairs of users without a train pair are dropped, then users and
+            items are the ones that remain.
+        valid_size, test_size : float, default=0.1
+            Fractions held out.
+        random_state : None, int or numpy.random.Generator
+            Seed of the random split.
+        name : str, default="dataset"
+
+        Returns
+        -------
+        Dataset
+        """
+        if split not in ("random", "temporal"):
+            raise ValueError(f"split must be 'random' or 'temporal'; got {split!r}.")
+        check_float(valid_size, "valid_size", "Dataset.from_frame", low=0.0, high=1.0, closed="left")
+        check_float(test_size, "test_size", "Dataset.from_frame", low=0.0, high=1.0, closed="left")
+        if valid_size + test_size >= 1.0:
+            raise ValueError(f"valid_size + test_size must be below 1; got {valid_size} + {test_size}.")
+        pairs = _unique_pairs(frame, user_col, item_col, time_col)
+        if split == "temporal":
+            if time_col is None:
+                raise ValueError("split='temporal' needs time_col, the column of interaction times.")
+            labels = _temporal_labels(pairs["time"], valid_size, test_size)
+            labels, pairs = _drop_users_without_train(labels, pairs)
+        else:
+            labels = _random_labels(pairs["user"].to_numpy(), valid_size, test_size, check_random_state(random_state))
+        user_codes, user_ids = pd.factorize(pairs["user"], sort=True)
+        item_codes, item_ids = pd.factorize(pairs["item"], sort=True)
+        shape = (len(user_ids), len(item_ids))
+        splits = [_matrix(user_codes[labels == code], item_codes[labels == code], shape) for code in range(3)]
+        return cls(*splits, name=name, user_ids=np.asarray(user_ids), item_ids=np.asarray(item_ids))
+
+
+def _matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    matrix = sp.csr_matrix((np.ones(rows.shape[0], np.float32), (rows, cols)), shape=shape)
+    return check_interactions(matrix, allow_empty=True)
+
+
+def _unique_pairs(frame: pd.DataFrame, user_col: str, item_col: str, time_col: str | None) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame must be a pandas DataFrame; got {type(frame).__name__}.")
+    columns = [c for c in (user_col, item_col, time_col) if c is not None]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame has no column(s) {missing}; its columns are {list(frame.columns)}.")
+    if len(frame) == 0:
+        raise ValueError("frame has no rows.")
+    data = frame[columns].rename(columns={user_col: "user", item_col: "item", time_col: "time"})
+    for column in data.columns:
+        n_missing = int(data[column].isna().sum())
+        if n_missing:
+            raise ValueError(f"frame column {({'user': user_col, 'item': item_col}).get(column, time_col)!r} has {n_missing} missing value(s).")
+    if time_col is None:
+        return data.drop_duplicates(["user", "item"]).reset_index(drop=True)
+    return (
+        data.sort_values("time", kind="stable")
+        .drop_duplicates(["user", "item"], keep="first")
+        .reset_index(drop=True)
+    )
+
+
+def _temporal_labels(times: pd.Series, valid_size: float, test_size: float) -> np.ndarray:
+    q_valid = times.quantile(1.0 - valid_size - test_size)
+    q_test = times.quantile(1.0 - test_size)
+    labels = np.zeros(len(times), dtype=np.int8)
+    labels[(times >= q_valid).to_numpy()] = 1
+    labels[(times >= q_test).to_numpy()] = 2
+    return labels
+
+
+def _drop_users_without_train(labels: np.ndarray, pairs: pd.DataFrame):
+    train_users = set(pairs["user"].to_numpy()[labels == 0].tolist())
+    keep = (labels == 0) | pairs["user"].isin(train_users).to_numpy()
+    return labels[keep], pairs[keep].reset_index(drop=True)
+
+
+def _random_labels(users: np.ndarray, valid_size: float, test_size: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-user random hold-out, vectorised: rank each user's pairs by a random key."""
+    codes, counts = np.unique(users, return_inverse=True, return_counts=True)[1:]
+    order = np.lexsort((rng.random(users.shape[0]), codes))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.empty(users.shape[0], dtype=np.int64)
+    position[order] = np.arange(users.shape[0]) - np.repeat(starts, counts)
+    n = counts[codes]
+    n_test = np.floor(n * test_size + 0.5).astype(np.int64)
+    n_valid = np.floor(n * valid_size + 0.5).astype(np.int64)
+    over = np.maximum(n_test + n_valid - (n - 1), 0)
+    n_valid = np.maximum(n_valid - over, 0)
+    n_test = np.minimum(n_test, n - 1 - n_valid)
+    labels = np.zeros(users.shape[0], dtype=np.int8)
+    labels[position < n_test + n_valid] = 1
+    labels[position < n_test] = 2
+    return labels
+
+
+def load_mmrec(folder: str | os.PathLike, name: str | None = None) -> Dataset:
+    """Read a MMRec-format dataset folder.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Folder holding ``<name>.inter`` and optionally ``image_feat.npy``,
+        ``text_feat.npy``, ``image_item_ids.npy``, ``text_item_ids.npy``,
+        ``u_id_mapping.csv``, ``i_id_mapping.csv`` and ``item_info.csv``.
+    name : str, optional
+        Stem of the ``.inter`` file; needed only when the folder holds several.
+
+    Returns
+    -------
+    Dataset
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder {str(folder)!r} does not exist or is not a directory.")
+    inter_path = _find_inter(folder, name)
+    frame = _read_inter(inter_path)
+    user_map = _read_id_map(folder / "u_id_mapping.csv", "userID")
+    item_map = _read_id_map(folder / "i_id_mapping.csv", "itemID")
+    n_users = max(int(frame["userID"].max()) + 1, 0 if user_map is None else len(user_map))
+    n_items = max(int(frame["itemID"].max()) + 1, 0 if item_map is None else len(item_map))
+    labels = frame["x_label"].to_numpy()
+    users, items = frame["userID"].to_numpy(), frame["itemID"].to_numpy()
+    splits = {}
+    for split, code in _SPLIT_LABELS.items():
+        mask = labels == code
+        matrix = sp.csr_matrix((np.ones(int(mask.sum()), np.float32), (users[mask], items[mask])), shape=(n_users, n_items))
+        n_dup = int(mask.sum()) - int((matrix.data > 0).sum())
+        if n_dup:
+            warnings.warn(
+                f"{inter_path.name}: {n_dup} duplicate (userID, itemID) pair(s) in the {split} split; each counts once.",
+                DataWarning,
+                stacklevel=2,
+            )
+        splits[split] = check_interactions(matrix, split, allow_empty=True)
+    if splits["train"].nnz == 0:
+        raise ValueError(f"{inter_path} has no training rows (x_label == 0): the train split is empty.")
+    features = {m: _read_features(folder, m, n_items) for m in _MODALITIES}
+    item_info = None
+    if (folder / "item_info.csv").exists():
+        item_info = pd.read_csv(folder / "item_info.csv", dtype={"article_id": str}).set_index("itemID", drop=False)
+    return Dataset(
+        **splits,
+        **features,
+        name=inter_path.stem,
+        user_ids=_ordered_ids(user_map, "userID", n_users),
+        item_ids=_ordered_ids(item_map, "itemID", n_items),
+        item_info=item_info,
+    )
+
+
+def _find_inter(folder: Path, name: str | None) -> Path:
+    if name is not None:
+        path = folder / f"{name}.inter"
+        if not path.exists():
+            raise FileNotFoundError(f"{str(path)!r} does not exist.")
+        return path
+    candidates = sorted(folder.glob("*.inter"))
+    if len(candidates) != 1:
+        found = [p.name for p in candidates]
+        raise FileNotFoundError(
+            f"expected exactly one '<name>.inter' file in {str(folder)!r}; found {found or 'none'}"
+            + ("; pass name=" if len(candidates) > 1 else "")
+        )
+    return candidates[0]
+
+
+def _read_inter(path: Path) -> pd.DataFrame:
+    header = pd.read_csv(path, sep="\t", nrows=0).columns
+    required = ["userID", "itemID", "x_label"]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValueError(
+            f"{path} must be tab-separated with a header holding {required}; missing {missing}, "
+            f"found {list(header)}."
+        )
+    frame = pd.read_csv(path, sep="\t", usecols=required)
+    for column in required:
+        values = frame[column]
+        if values.isna().any() or not pd.api.types.is_integer_dtype(values):
+            raise ValueError(f"{path}: column {column!r} must hold integers without gaps; got dtype {values.dtype} "
+                             f"with {int(values.isna().sum())} missing value(s).")
+        if (values < 0).any():
+            raise ValueError(f"{path}: column {column!r} has negative values (first at row {int(np.argmax(values.to_numpy() < 0))}).")
+    bad = ~frame["x_label"].isin(list(_SPLIT_LABELS.values()))
+    if bad.any():
+        raise ValueError(f"{path}: x_label must be 0 (train), 1 (valid) or 2 (test); found {sorted(set(frame['x_label'][bad]))[:5]}.")
+    if len(frame) == 0:
+        raise ValueError(f"{path} has no rows: the train split is empty.")
+    return frame
+
+
+def _read_id_map(path: Path, id_column: str) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    frame = pd.read_csv(path, dtype=str, sep=None, engine="python")
+    if id_column not in frame.columns or len(frame.columns) < 2:
+        raise ValueError(f"{path} must have two columns, the original id and {id_column!r}; found {list(frame.columns)}.")
+    return frame
+
+
+def _ordered_ids(id_map: pd.DataFrame | None, id_column: str, size: int) -> np.ndarray | None:
+    if id_map is None:
+        return None
+    original_column = next(c for c in id_map.columns if c != id_column)
+    ids = np.full(size, None, dtype=object)
+    ids[id_map[id_column].astype(np.int64).to_numpy()] = id_map[original_column].to_numpy()
+    return ids
+
+
+def _read_features(folder: Path, modality: str, n_items: int) -> np.ndarray | None:
+    path = folder / f"{modality}_feat.npy"
+    if not path.exists():
+        return None
+    features = np.load(path, allow_pickle=False)
+    if features.ndim != 2:
+        raise ValueError(f"{path} must hold a 2-D (n_rows, d) array; got shape {features.shape}.")
+    ids_path = folder / f"{modality}_item_ids.npy"
+    if not ids_path.exists():
+        if features.shape[0] != n_items:
+            raise ValueError(
+                f"{path} has {features.shape[0]} rows but the dataset has {n_items} items, and there is no "
+                f"{ids_path.name} saying which item each row belongs to."
+            )
+        return features
+    ids = np.load(ids_path, allow_pickle=False)
+    if ids.shape != (features.shape[0],) or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{ids_path} must hold {features.shape[0]} integer item ids (one per row of {path.name}); "
+                         f"got shape {ids.shape}, dtype {ids.dtype}.")
+    if ids.size and (ids.min() < 0 or ids.max() >= n_items):
+        raise ValueError(f"{ids_path} has item ids outside [0, {n_items}).")
+    if np.unique(ids).size != ids.size:
+        raise ValueError(f"{ids_path} lists some item ids more than once.")
+    if ids.size == n_items and (ids == np.arange(n_items)).all():
+        return features
+    aligned = np.zeros((n_items, features.shape[1]), dtype=features.dtype)
+    aligned[ids] = features
+    return aligned
+
+
+def save_mmrec(dataset: Dataset, folder: str | os.PathLike) -> Path:
+    """Write ``dataset`` as a MMRec-format folder that :func:`load_mmrec` reads back.
+
+    Writes ``<name>.inter`` (``userID itemID x_label``), and for each present
+    modality ``<modality>_feat.npy`` (float32, one row per item) with
+    ``<modality>_item_ids.npy``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for split, code in _SPLIT_LABELS.items():
+        coo = getattr(dataset, split).tocoo()
+        parts.append(pd.DataFrame({"userID": coo.row, "itemID": coo.col, "x_label": code}))
+    frame = pd.concat(parts, ignore_index=True).sort_values(["userID", "itemID"], kind="stable")
+    frame.to_csv(folder / f"{dataset.name}.inter", sep="\t", index=False)
+    for modality in _MODALITIES:
+        features = getattr(dataset, modality)
+        if features is not None:
+            np.save(folder / f"{modality}_feat.npy", np.asarray(features, dtype=np.float32))
+            np.save(folder / f"{modality}_item_ids.npy", np.arange(dataset.n_items, dtype=np.int64))
+    return folder

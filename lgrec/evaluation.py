@@ -1,0 +1,190 @@
+r"""Full-ranking top-K evaluation with MMRec's metric definitions.
+
+Every user with at least one truth item is ranked against all items (minus the
+excluded ones, normally their training items), in blocks of users so that no
+users x items matrix is ever held. With :math:`h_{u,r} \in \{0, 1\}` the hit at
+rank :math:`r` and :math:`n_u` the number of truth items of user :math:`u`:
+
+.. math::
+
+    \mathrm{Recall@K} &= \operatorname{mean}_u \frac{\sum_{r \le K} h_{u,r}}{n_u}, \qquad
+    \mathrm{Precision@K} = \operatorname{mean}_u \frac{\sum_{r \le K} h_{u,r}}{K}, \\
+    \mathrm{NDCG@K} &= \operatorname{mean}_u
+        \frac{\sum_{r \le K} h_{u,r} / \log_2(r + 1)}{\sum_{r \le \min(n_u, K)} 1 / \log_2(r + 1)}, \\
+    \mathrm{MAP@K} &= \operatorname{mean}_u \frac{1}{\min(n_u, K)}
+        \sum_{r \le K} h_{u,r} \frac{\sum_{s \le r} h_{u,s}}{r},
+
+which are ``recall_``, ``precision_``, ``ndcg_`` and ``map_`` of MMRec's
+``utils/metrics.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._validation import check_interactions
+from .kernels import hits_in_sorted, topk_exclude
+
+__all__ = ["METRICS", "evaluate", "rank_blocks", "restrict_items"]
+
+METRICS = ("recall", "ndcg", "precision", "map")
+
+
+def _check_k(k) -> tuple[int, ...]:
+    ks = (k,) if np.ndim(k) == 0 else tuple(k)
+    if not ks or any(
+        not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1 for v in ks
+    ):
+        raise ValueError(f"k must be a positive int or a non-empty sequence of positive ints; got {k!r}.")
+    return tuple(sorted({int(v) for v in ks}))
+
+
+def rank_blocks(
+    score_users: Callable[[np.ndarray], np.ndarray],
+    users: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix | None,
+    block_size: int = 2048,
+):
+    """Yield ``(users_block, top_ids, top_scores)`` for consecutive blocks of users.
+
+    Parameters
+    ----------
+    score_users : callable
+        Maps user ids of shape (b,) to scores of shape (b, n_items), float32.
+    users : ndarray of shape (n,), int64
+        Users to rank.
+    k : int
+        Length of each ranking.
+    exclude : scipy.sparse.csr_matrix of shape (n_users, n_items) or None
+        Items never ranked for a user (sorted indices).
+    block_size : int, default=2048
+        Users scored at once; memory is ``block_size * n_items`` floats.
+
+    Yields
+    ------
+    users_block : ndarray of shape (b,), int64
+    top_ids : ndarray of shape (b, k), int64
+    top_scores : ndarray of shape (b, k), float32
+    """
+    for start in range(0, users.shape[0], block_size):
+        block = users[start : start + block_size]
+        scores = score_users(block)
+        if exclude is None:
+            excl_indptr = np.zeros(block.shape[0] + 1, dtype=np.int64)
+            excl_indices = np.empty(0, dtype=np.int32)
+        else:
+            rows = exclude[block]
+            excl_indptr, excl_indices = rows.indptr, rows.indices
+        ids = np.empty((block.shape[0], k), dtype=np.int64)
+        top = np.empty((block.shape[0], k), dtype=scores.dtype)
+        topk_exclude(scores, k, excl_indptr, excl_indices, ids, top)
+        yield block, ids, top
+
+
+def _metric_sums(hits: np.ndarray, n_truth: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
+    """Per-user metrics of one block (MMRec definitions), summed over the block's users."""
+    max_k = hits.shape[1]
+    ranks = np.arange(1, max_k + 1, dtype=np.float64)
+    cum_hits = np.cumsum(hits, axis=1, dtype=np.float64)
+    discount = 1.0 / np.log2(ranks + 1.0)
+    dcg = np.cumsum(hits * discount, axis=1)
+    ideal = np.cumsum(discount)
+    sum_precision = np.cumsum(hits * (cum_hits / ranks), axis=1)
+    out = {}
+    for k in ks:
+        capped = np.minimum(n_truth, k)
+        out[f"recall@{k}"] = float(np.sum(cum_hits[:, k - 1] / n_truth))
+        out[f"ndcg@{k}"] = float(np.sum(dcg[:, k - 1] / ideal[capped - 1]))
+        out[f"precision@{k}"] = float(np.sum(cum_hits[:, k - 1] / k))
+        out[f"map@{k}"] = float(np.sum(sum_precision[:, k - 1] / capped))
+    return out
+
+
+def evaluate(
+    model,
+    truth,
+    exclude=None,
+    k: int | Sequence[int] = (5, 10, 20, 50),
+    *,
+    block_size: int = 2048,
+) -> dict[str, float]:
+    """Top-K Recall, NDCG, Precision and MAP of a fitted model over all items.
+
+    Parameters
+    ----------
+    model : fitted lgrec estimator
+        Anything with ``score_users(user_ids) -> (b, n_items)`` scores.
+    truth : scipy.sparse matrix of shape (n_users, n_items)
+        Held-out interactions (valid or test split). Users without any are skipped.
+    exclude : scipy.sparse matrix of shape (n_users, n_items), optional
+        Items not ranked for each user, normally the training interactions
+        (MMRec masks the training items for both valid and test).
+    k : int or sequence of int, default=(5, 10, 20, 50)
+        Cut-offs.
+    block_size : int, default=2048
+        Users scored at once.
+
+    Returns
+    -------
+    dict of str to float
+        Keys ``"recall@K"``, ``"ndcg@K"``, ``"precision@K"``, ``"map@K"`` for every K,
+        plus ``"n_users"`` (users evaluated) and ``"seconds"``.
+    """
+    started = time.perf_counter()
+    ks = _check_k(k)
+    truth = check_interactions(truth, "truth", allow_empty=True)
+    n_items = getattr(model, "n_items_", truth.shape[1])
+    if truth.shape[1] != n_items:
+        raise ValueError(f"truth has {truth.shape[1]} item columns but the model was fitted on {n_items} items.")
+    if exclude is not None:
+        exclude = check_interactions(exclude, "exclude", shape=truth.shape, allow_empty=True)
+    n_truth_all = np.diff(truth.indptr)
+    users = np.flatnonzero(n_truth_all).astype(np.int64)
+    n_users_model = getattr(model, "n_users_", truth.shape[0])
+    if truth.shape[0] > n_users_model:
+        raise ValueError(f"truth has {truth.shape[0]} user rows but the model was fitted on {n_users_model} users.")
+    totals = dict.fromkeys((f"{m}@{kk}" for kk in ks for m in METRICS), 0.0)
+    for block, ids, _ in rank_blocks(model.score_users, users, max(ks), exclude, block_size):
+        rows = truth[block]
+        hits = np.empty(ids.shape, dtype=np.bool_)
+        hits_in_sorted(ids, rows.indptr, rows.indices, hits)
+        for key, value in _metric_sums(hits, n_truth_all[block], ks).items():
+            totals[key] += value
+    n = max(users.shape[0], 1)
+    result = {key: value / n for key, value in totals.items()}
+    result["n_users"] = int(users.shape[0])
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def restrict_items(truth, items: np.ndarray):
+    """Keep only the truth interactions whose item is in ``items``.
+
+    Used for cold-start metrics: ``restrict_items(test, cold_items)`` keeps the
+    test purchases of items never seen in training, and :func:`evaluate` on it
+    measures how well those are found among all items.
+
+    Parameters
+    ----------
+    truth : scipy.sparse matrix of shape (n_users, n_items)
+    items : ndarray of int or bool mask of shape (n_items,)
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n_users, n_items), float32
+    """
+    truth = check_interactions(truth, "truth", allow_empty=True)
+    items = np.asarray(items)
+    if items.dtype == bool:
+        if items.shape != (truth.shape[1],):
+            raise ValueError(f"items as a mask must have shape ({truth.shape[1]},); got {items.shape}.")
+        mask = items
+    else:
+        mask = np.zeros(truth.shape[1], dtype=bool)
+        mask[items] = True
+    return check_interactions(truth @ sp.diags(mask.astype(np.float32)), "truth", allow_empty=True)

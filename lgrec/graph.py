@@ -1,0 +1,169 @@
+r"""The user-item graph: symmetric normalised adjacency and LightGCN propagation.
+
+For a binary interaction matrix :math:`R` of shape (n_users, n_items) the
+bipartite adjacency and its normalisation are
+
+.. math::
+
+    A = \begin{pmatrix} 0 & R \\ R^\top & 0 \end{pmatrix}, \qquad
+    \hat A = D^{-1/2} A D^{-1/2}, \qquad
+    \tilde R = D_u^{-1/2} R D_i^{-1/2},
+
+with node degrees :math:`D` (a node without edges gets a zero row). LightGCN
+with :math:`L` layers maps layer-0 embeddings :math:`E^{(0)}` to the layer mean
+
+.. math::
+
+    E = \frac{1}{L + 1} \sum_{l=0}^{L} \hat A^{l} E^{(0)} .
+
+:math:`\hat A` is symmetric, so the same map is its own adjoint: the gradient
+with respect to :math:`E^{(0)}` is ``propagate(graph, dE)`` (``tests/test_graph.py``
+checks :math:`\langle \hat A x, y \rangle = \langle x, \hat A y \rangle`).
+
+The products run on scipy.sparse CSR matrices. Because the graph is bipartite,
+:math:`\hat A X` splits into the two independent products :math:`\tilde R X_i`
+and :math:`\tilde R^\top X_u`; they run on two threads (scipy releases the GIL
+inside its sparse kernels), which halves the wall time on two cores.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["BipartiteGraph", "normalized_adjacency", "propagate"]
+
+
+@functools.lru_cache(maxsize=1)
+def _executor() -> ThreadPoolExecutor:
+    """The two-worker pool shared by all graphs (created on first use)."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="lgrec-spmm")
+
+
+@dataclass(frozen=True)
+class BipartiteGraph:
+    """Normalised user-item adjacency in the two CSR blocks that make it up.
+
+    Attributes
+    ----------
+    r_norm : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        :math:`\\tilde R = D_u^{-1/2} R D_i^{-1/2}`.
+    r_norm_t : scipy.sparse.csr_matrix of shape (n_items, n_users)
+        Its transpose, stored as CSR so both products are row-parallel.
+    threaded : bool
+        Run the two block products on two threads.
+    """
+
+    r_norm: sp.csr_matrix
+    r_norm_t: sp.csr_matrix
+    threaded: bool = True
+
+    @property
+    def n_users(self) -> int:
+        return self.r_norm.shape[0]
+
+    @property
+    def n_items(self) -> int:
+        return self.r_norm.shape[1]
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_users + self.n_items
+
+    def matmul(self, x: np.ndarray) -> np.ndarray:
+        """One propagation step :math:`\\hat A x`.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_users + n_items, d)
+            Users first, then items.
+
+        Returns
+        -------
+        ndarray of shape (n_users + n_items, d), dtype of ``x``
+        """
+        x_users, x_items = x[: self.n_users], x[self.n_users :]
+        if self.threaded:
+            pool = _executor()
+            users_future = pool.submit(self.r_norm.__matmul__, x_items)
+            items = self.r_norm_t @ x_users
+            users = users_future.result()
+        else:
+            users = self.r_norm @ x_items
+            items = self.r_norm_t @ x_users
+        return np.concatenate([users, items], axis=0)
+
+    def to_csr(self) -> sp.csr_matrix:
+        """The full symmetric :math:`\\hat A` of shape (n_nodes, n_nodes) (for tests and inspection)."""
+        return sp.bmat([[None, self.r_norm], [self.r_norm_t, None]], format="csr")
+
+
+def normalized_adjacency(
+    interactions: sp.csr_matrix, dtype=np.float32, threaded: bool | None = None
+) -> BipartiteGraph:
+    """Build the symmetric normalised adjacency of a binary interaction matrix.
+
+    Vectorised: the value of edge (u, i) is ``1 / sqrt(deg_u * deg_i)``.
+
+    Parameters
+    ----------
+    interactions : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Canonical binary matrix (see :func:`lgrec._validation.check_interactions`).
+    dtype : numpy dtype, default=float32
+        dtype of the stored values (float64 for gradient checks).
+    threaded : bool, optional
+        Run the two block products on two threads; default: when more than
+        one CPU is available.
+
+    Returns
+    -------
+    BipartiteGraph
+    """
+    deg_users = np.diff(interactions.indptr).astype(np.float64)
+    deg_items = np.bincount(interactions.indices, minlength=interactions.shape[1]).astype(np.float64)
+    inv_users = np.zeros_like(deg_users)
+    inv_items = np.zeros_like(deg_items)
+    np.divide(1.0, np.sqrt(deg_users), out=inv_users, where=deg_users > 0)
+    np.divide(1.0, np.sqrt(deg_items), out=inv_items, where=deg_items > 0)
+    rows = np.repeat(np.arange(interactions.shape[0]), np.diff(interactions.indptr))
+    values = (inv_users[rows] * inv_items[interactions.indices]).astype(dtype)
+    r_norm = sp.csr_matrix(
+        (values, interactions.indices.copy(), interactions.indptr.copy()), shape=interactions.shape
+    )
+    r_norm_t = r_norm.T.tocsr()
+    r_norm_t.sort_indices()
+    if threaded is None:
+        threaded = (os.cpu_count() or 1) > 1
+    return BipartiteGraph(r_norm=r_norm, r_norm_t=r_norm_t, threaded=threaded)
+
+
+def propagate(graph: BipartiteGraph, x: np.ndarray, n_layers: int) -> np.ndarray:
+    """LightGCN layer mean :math:`\\frac{1}{L+1}\\sum_{l=0}^{L} \\hat A^l x`.
+
+    Linear and self-adjoint: it is also the backward pass (apply it to the
+    gradient with respect to the output to get the gradient with respect to ``x``).
+
+    Parameters
+    ----------
+    graph : BipartiteGraph
+    x : ndarray of shape (n_users + n_items, d)
+        Layer-0 embeddings, users first.
+    n_layers : int
+        Number of propagation layers ``L`` (0 returns a copy of ``x``).
+
+    Returns
+    -------
+    ndarray of shape (n_users + n_items, d), dtype of ``x``
+    """
+    total = x.copy()
+    layer = x
+    for _ in range(n_layers):
+        layer = graph.matmul(layer)
+        total += layer
+    total *= x.dtype.type(1.0 / (n_layers + 1))
+    return total

@@ -1,0 +1,218 @@
+"""What every lgrec recommender shares: scoring, ``recommend``, save and load.
+
+A fitted model scores user ``u`` and item ``i`` with the dot product
+``user_factors_[u] @ item_factors_[i]``; every model (also the popularity and
+content baselines) is expressed that way, so ranking, evaluation and
+persistence are written once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._base import BaseEstimator, check_is_fitted
+from .._validation import (
+    check_bool,
+    check_float,
+    check_int,
+    check_interactions,
+    check_user_ids,
+    warn_empty_rows,
+)
+from ..evaluation import rank_blocks
+from ..persistence import load_model, save_model
+
+__all__ = ["Recommender", "check_fit_data", "check_training_params", "xavier_normal", "xavier_uniform"]
+
+
+class Recommender(BaseEstimator):
+    """Base class: dot-product scoring over learned ``user_factors_`` and ``item_factors_``."""
+
+    def score_users(self, user_ids) -> np.ndarray:
+        """Scores of all items for some users.
+
+        Parameters
+        ----------
+        user_ids : ndarray of shape (b,), int
+
+        Returns
+        -------
+        ndarray of shape (b, n_items), float32
+        """
+        check_is_fitted(self)
+        return self.user_factors_[user_ids] @ self.item_factors_.T
+
+    @property
+    def n_users_(self) -> int:
+        check_is_fitted(self)
+        return self.user_factors_.shape[0]
+
+    @property
+    def n_items_(self) -> int:
+        check_is_fitted(self)
+        return self.item_factors_.shape[0]
+
+    def recommend(
+        self,
+        userid,
+        user_items=None,
+        k: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items=None,
+        items=None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for one user or a batch of users (implicit's shape).
+
+        Parameters
+        ----------
+        userid : int or array-like of shape (n,)
+            User id(s).
+        user_items : scipy.sparse matrix of shape (n, n_items), optional
+            The interactions of exactly these users, one row per id in
+            ``userid`` (as in implicit: pass ``train[userid]``). Required when
+            ``filter_already_liked_items`` is True.
+        k : int, default=10
+            Number of items per user.
+        filter_already_liked_items : bool, default=True
+            Never recommend an item of the user's ``user_items`` row.
+        filter_items : array-like of int, optional
+            Item ids never recommended to anyone.
+        items : array-like of int, optional
+            Candidate item ids; only these are ranked (ids returned are item ids,
+            not positions in ``items``).
+
+        Returns
+        -------
+        ids : ndarray of shape (k,) or (n, k), int64
+            Recommended item ids, best first. A row with fewer than ``k``
+            candidates is padded with ``-1``.
+        scores : ndarray of shape (k,) or (n, k), float32
+            Their scores; padding is ``-inf``.
+        """
+        check_is_fitted(self)
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive int; got {k!r}.")
+        users, scalar = check_user_ids(userid, self.n_users_)
+        n_items = self.n_items_
+        candidates = None if items is None else _check_item_ids(items, n_items, "items")
+        excluded = self._excluded(users, user_items, filter_already_liked_items, filter_items, n_items)
+        if candidates is None:
+            score = self.score_users
+        else:
+            position = np.full(n_items, -1, dtype=np.int64)
+            position[candidates] = np.arange(candidates.shape[0])
+            excluded = _remap_columns(excluded, position, candidates.shape[0])
+
+            def score(block):
+                return self.score_users(block)[:, candidates]
+
+        local = np.arange(users.shape[0])
+        ids_all = np.empty((users.shape[0], k), dtype=np.int64)
+        scores_all = np.empty((users.shape[0], k), dtype=np.float32)
+        for block, ids, top in rank_blocks(lambda rows: score(users[rows]), local, k, excluded):
+            ids_all[block] = ids if candidates is None else np.where(ids >= 0, candidates[ids], -1)
+            scores_all[block] = top
+        if scalar:
+            return ids_all[0], scores_all[0]
+        return ids_all, scores_all
+
+    def _excluded(self, users, user_items, filter_liked, filter_items, n_items) -> sp.csr_matrix:
+        """Per-row excluded items of a recommend call as a canonical CSR (n, n_items)."""
+        n = users.shape[0]
+        excluded = sp.csr_matrix((n, n_items), dtype=np.float32)
+        if filter_liked:
+            if user_items is None:
+                raise ValueError(
+                    "filter_already_liked_items=True needs user_items, the interaction rows of these "
+                    "users (e.g. train[userid]); pass filter_already_liked_items=False to rank seen items too."
+                )
+            liked = check_interactions(user_items, "user_items", allow_empty=True)
+            if liked.shape != (n, n_items):
+                raise ValueError(
+                    f"user_items must have one row per requested user and {n_items} item columns, i.e. "
+                    f"shape ({n}, {n_items}); got {liked.shape}. Pass user_items[userid] rather than "
+                    "the whole matrix."
+                )
+            excluded = excluded + liked
+        if filter_items is not None:
+            blocked = _check_item_ids(filter_items, n_items, "filter_items")
+            m = blocked.shape[0]
+            excluded = excluded + sp.csr_matrix(
+                (np.ones(n * m, np.float32), np.tile(blocked, n), np.arange(n + 1) * m), shape=(n, n_items)
+            )
+        return check_interactions(excluded, "excluded", allow_empty=True)
+
+    def save(self, path) -> str:
+        """Save the fitted model to an ``.npz`` file (no pickle); returns the path written."""
+        check_is_fitted(self)
+        return save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved with :meth:`save`; the file must hold a ``cls``."""
+        return load_model(cls, path)
+
+    def _check_loaded_state(self, path) -> None:
+        """Validate arrays read from ``path`` (shapes consistent, values finite)."""
+        check_is_fitted(self)
+        users, items = self.user_factors_, self.item_factors_
+        if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
+            raise ValueError(
+                f"{path!r}: user_factors_ {users.shape} and item_factors_ {items.shape} do not agree."
+            )
+        if not (np.isfinite(users).all() and np.isfinite(items).all()):
+            raise ValueError(f"{path!r}: the stored factors contain NaN or inf.")
+
+
+def _check_item_ids(values, n_items: int, name: str) -> np.ndarray:
+    ids = np.unique(np.asarray(values).ravel())
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer item ids; got dtype {ids.dtype}.")
+    ids = ids.astype(np.int64, copy=False)
+    if ids.size and (ids[0] < 0 or ids[-1] >= n_items):
+        raise ValueError(f"{name} holds item ids outside [0, {n_items}): {ids[(ids < 0) | (ids >= n_items)][:5].tolist()}.")
+    return ids
+
+
+def _remap_columns(matrix: sp.csr_matrix, position: np.ndarray, n_cols: int) -> sp.csr_matrix:
+    """Keep the columns with ``position >= 0`` and renumber them to ``position``."""
+    coo = matrix.tocoo()
+    new_cols = position[coo.col]
+    keep = new_cols >= 0
+    remapped = sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], new_cols[keep])), shape=(matrix.shape[0], n_cols)
+    )
+    return check_interactions(remapped, "excluded", allow_empty=True)
+
+
+def check_training_params(model) -> None:
+    """Validate the hyperparameters every BPR-trained model shares (called in ``fit``)."""
+    owner = type(model).__name__
+    check_int(model.embedding_size, "embedding_size", owner, low=1)
+    check_float(model.learning_rate, "learning_rate", owner, low=0.0, closed="neither")
+    check_float(model.regularization, "regularization", owner, low=0.0)
+    check_int(model.batch_size, "batch_size", owner, low=1)
+    check_int(model.max_epochs, "max_epochs", owner, low=1)
+    check_int(model.patience, "patience", owner, low=1)
+    check_bool(model.verbose, "verbose", owner)
+
+
+def check_fit_data(interactions, valid) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """Canonical training matrix (warning about users without interactions) and validation matrix."""
+    train = check_interactions(interactions, "interactions")
+    warn_empty_rows(train, "interactions")
+    if valid is not None:
+        valid = check_interactions(valid, "valid", shape=train.shape, allow_empty=True)
+    return train, valid
+
+
+def xavier_uniform(rng: np.random.Generator, n_rows: int, dim: int, dtype=np.float32) -> np.ndarray:
+    """Glorot-uniform table of shape (n_rows, dim), bound ``sqrt(6 / (n_rows + dim))`` (PyTorch's rule)."""
+    bound = np.sqrt(6.0 / (n_rows + dim))
+    return rng.uniform(-bound, bound, size=(n_rows, dim)).astype(dtype)
+
+
+def xavier_normal(rng: np.random.Generator, n_rows: int, dim: int, dtype=np.float32) -> np.ndarray:
+    """Glorot-normal table of shape (n_rows, dim), std ``sqrt(2 / (n_rows + dim))`` (PyTorch's rule)."""
+    return (rng.standard_normal(size=(n_rows, dim)) * np.sqrt(2.0 / (n_rows + dim))).astype(dtype)

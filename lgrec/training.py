@@ -1,0 +1,222 @@
+"""The BPR training loop shared by every trainable model.
+
+One epoch visits every training interaction once in a random order (as MMRec):
+each (user, positive) pair gets a negative drawn uniformly from the items the
+user has not interacted with (:func:`lgrec.kernels.sample_negatives`), the
+triplets are cut into mini-batches, and each batch takes one Adam step on the
+objective's hand-written gradients. After each epoch the loop checks that loss
+and parameters are finite, evaluates the validation split (Recall@20 decides)
+and stops after ``patience`` epochs without improvement, restoring the
+parameters of the best epoch.
+
+An objective is any object with
+
+- ``params``: dict of str to ndarray, the trainable arrays;
+- ``loss_and_grads(users, pos, neg) -> (loss, grads)`` for one batch, with
+  ``grads`` keyed like ``params`` (dense arrays or :class:`lgrec.optim.RowGrad`);
+- ``factors() -> (user_factors, item_factors)`` at the current parameters;
+- optionally ``start_epoch(rng)``, called before each epoch (FREEDOM resamples
+  its pruned graph there).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._base import DataWarning, ModelFitError
+from ._progress import ProgressBar
+from .evaluation import evaluate
+from .kernels import sample_negatives
+from .optim import Adam
+
+__all__ = ["TrainResult", "TripletSampler", "train"]
+
+VALID_METRIC = "recall@20"
+_SEED_BLOCK = 4096
+
+
+class TripletSampler:
+    """Epochs of BPR triplets (user, positive, negative) over a training matrix.
+
+    Parameters
+    ----------
+    train : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Canonical binary training matrix.
+    """
+
+    def __init__(self, train: sp.csr_matrix):
+        self.train = train
+        degree = np.diff(train.indptr)
+        users = np.repeat(np.arange(train.shape[0], dtype=np.int32), degree)
+        full = degree >= train.shape[1]
+        if full.any():
+            warnings.warn(
+                f"{int(full.sum())} user(s) interacted with every item (first: "
+                f"{np.flatnonzero(full)[:5].tolist()}); BPR has no negative for them, so their "
+                "interactions are left out of training.",
+                DataWarning,
+                stacklevel=3,
+            )
+        keep = ~full[users]
+        self.users = users[keep]
+        self.items = train.indices[keep]
+
+    @property
+    def n_triplets(self) -> int:
+        return self.users.shape[0]
+
+    def epoch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One shuffled pass: arrays ``users``, ``pos``, ``neg`` of shape (n_triplets,), int32."""
+        order = rng.permutation(self.n_triplets)
+        users = self.users[order]
+        pos = self.items[order]
+        neg = np.empty_like(pos)
+        n_blocks = -(-users.shape[0] // _SEED_BLOCK)
+        seeds = rng.integers(0, np.iinfo(np.uint64).max, size=n_blocks, dtype=np.uint64, endpoint=True)
+        sample_negatives(self.train.indptr, self.train.indices, users, self.train.shape[1], seeds, _SEED_BLOCK, neg)
+        return users, pos, neg
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` learned about the run (the parameters are updated in place)."""
+
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = float("nan")
+    stopped_early: bool = False
+
+
+class _FactorScorer:
+    """Minimal fitted-model stand-in so validation reuses :func:`lgrec.evaluate`."""
+
+    def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray):
+        self.user_factors_ = user_factors
+        self.item_factors_ = item_factors
+        self.n_users_, self.n_items_ = user_factors.shape[0], item_factors.shape[0]
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        return self.user_factors_[users] @ self.item_factors_.T
+
+
+def _check_finite(epoch: int, loss: float, params: dict[str, np.ndarray], owner: str) -> None:
+    bad = [name for name, p in params.items() if not np.isfinite(p).all()]
+    if not np.isfinite(loss) or bad:
+        what = f"parameters {bad}" if bad else "the loss"
+        raise ModelFitError(
+            f"{owner} diverged at epoch {epoch}: {what} became NaN or inf (mean loss {loss}). "
+            "Lower learning_rate, raise regularization, or standardise the item features."
+        )
+
+
+def train(
+    objective,
+    sampler: TripletSampler,
+    *,
+    rng: np.random.Generator,
+    learning_rate: float,
+    batch_size: int,
+    max_epochs: int,
+    patience: int,
+    valid: sp.csr_matrix | None = None,
+    exclude: sp.csr_matrix | None = None,
+    verbose: bool = False,
+    owner: str = "model",
+) -> TrainResult:
+    """Train ``objective`` with BPR mini-batches and Adam; early-stop on validation Recall@20.
+
+    Parameters
+    ----------
+    objective : object
+        See the module docstring.
+    sampler : TripletSampler
+    rng : numpy.random.Generator
+        Source of all randomness (shuffling and negative sampling).
+    learning_rate : float
+        Adam step size.
+    batch_size : int
+        Triplets per Adam step.
+    max_epochs : int
+        Upper bound on epochs.
+    patience : int
+        Stop after this many epochs without a better validation Recall@20.
+    valid : scipy.sparse.csr_matrix of shape (n_users, n_items), optional
+        Validation interactions; without them all ``max_epochs`` run and the
+        last parameters are kept.
+    exclude : scipy.sparse.csr_matrix, optional
+        Items not ranked in validation (the training interactions).
+    verbose : bool, default=False
+        Print one line per epoch (and a progress bar within long epochs) to stderr.
+    owner : str
+        Model name used in messages.
+
+    Returns
+    -------
+    TrainResult
+    """
+    params = objective.params
+    optimizer = Adam(params, learning_rate=learning_rate)
+    result = TrainResult()
+    best_params = None
+    since_best = 0
+    for epoch in range(1, max_epochs + 1):
+        started = time.perf_counter()
+        if hasattr(objective, "start_epoch"):
+            objective.start_epoch(rng)
+        users, pos, neg = sampler.epoch(rng)
+        n_batches = -(-users.shape[0] // batch_size)
+        losses = np.empty(n_batches)
+        bar = ProgressBar(n_batches, f"epoch {epoch}", enabled=verbose)
+        for b in range(n_batches):
+            window = slice(b * batch_size, (b + 1) * batch_size)
+            losses[b], grads = objective.loss_and_grads(users[window], pos[window], neg[window])
+            optimizer.step(params, grads)
+            bar.update(b + 1)
+        bar.close()
+        loss = float(losses.mean())
+        train_seconds = time.perf_counter() - started
+        _check_finite(epoch, loss, params, owner)
+        record = {"epoch": epoch, "loss": loss, "train_seconds": train_seconds, "eval_seconds": 0.0}
+        if valid is not None:
+            metrics = evaluate(_FactorScorer(*objective.factors()), valid, exclude, k=(10, 20))
+            record["eval_seconds"] = metrics.pop("seconds")
+            metrics.pop("n_users")
+            record.update({f"valid_{key}": value for key, value in metrics.items()})
+            score = metrics[VALID_METRIC]
+            if best_params is None or score > result.best_score:
+                result.best_score, result.best_epoch, since_best = score, epoch, 0
+                best_params = {name: p.copy() for name, p in params.items()}
+            else:
+                since_best += 1
+        result.history.append(record)
+        if verbose:
+            _print_epoch(record)
+        if valid is not None and since_best >= patience:
+            result.stopped_early = True
+            break
+    if best_params is not None:
+        for name, p in params.items():
+            p[...] = best_params[name]
+    else:
+        result.best_epoch = len(result.history)
+    if verbose and valid is not None:
+        print(
+            f"best epoch {result.best_epoch}: valid {VALID_METRIC} {result.best_score:.4f}"
+            + (" (early stop)" if result.stopped_early else ""),
+            file=sys.stderr,
+        )
+    return result
+
+
+def _print_epoch(record: dict) -> None:
+    text = f"epoch {record['epoch']:4d}  loss {record['loss']:.4f}"
+    if f"valid_{VALID_METRIC}" in record:
+        text += f"  valid {VALID_METRIC} {record[f'valid_{VALID_METRIC}']:.4f}"
+    text += f"  train {record['train_seconds']:.2f}s  eval {record['eval_seconds']:.2f}s"
+    print(text, file=sys.stderr, flush=True)
