@@ -75,28 +75,26 @@ class BipartiteGraph:
     def n_nodes(self) -> int:
         return self.n_users + self.n_items
 
-    def matmul(self, x: np.ndarray) -> np.ndarray:
-        """One propagation step :math:`\\hat A x`.
+    def matmul(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One propagation step :math:`\\hat A x` with ``x = [users; items]``.
 
         Parameters
         ----------
-        x : ndarray of shape (n_users + n_items, d)
-            Users first, then items.
+        users : ndarray of shape (n_users, d)
+        items : ndarray of shape (n_items, d)
 
         Returns
         -------
-        ndarray of shape (n_users + n_items, d), dtype of ``x``
+        new_users : ndarray of shape (n_users, d)
+            :math:`\\tilde R` ``items``.
+        new_items : ndarray of shape (n_items, d)
+            :math:`\\tilde R^\\top` ``users``.
         """
-        x_users, x_items = x[: self.n_users], x[self.n_users :]
         if self.threaded:
-            pool = _executor()
-            users_future = pool.submit(self.r_norm.__matmul__, x_items)
-            items = self.r_norm_t @ x_users
-            users = users_future.result()
-        else:
-            users = self.r_norm @ x_items
-            items = self.r_norm_t @ x_users
-        return np.concatenate([users, items], axis=0)
+            users_future = _executor().submit(self.r_norm.__matmul__, items)
+            new_items = self.r_norm_t @ users
+            return users_future.result(), new_items
+        return self.r_norm @ items, self.r_norm_t @ users
 
     def to_csr(self) -> sp.csr_matrix:
         """The full symmetric :math:`\\hat A` of shape (n_nodes, n_nodes) (for tests and inspection)."""
@@ -142,28 +140,37 @@ def normalized_adjacency(
     return BipartiteGraph(r_norm=r_norm, r_norm_t=r_norm_t, threaded=threaded)
 
 
-def propagate(graph: BipartiteGraph, x: np.ndarray, n_layers: int) -> np.ndarray:
-    """LightGCN layer mean :math:`\\frac{1}{L+1}\\sum_{l=0}^{L} \\hat A^l x`.
+def propagate(
+    graph: BipartiteGraph, users: np.ndarray, items: np.ndarray, n_layers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """LightGCN layer mean :math:`\\frac{1}{L+1}\\sum_{l=0}^{L} \\hat A^l x`, ``x = [users; items]``.
 
     Linear and self-adjoint: it is also the backward pass (apply it to the
-    gradient with respect to the output to get the gradient with respect to ``x``).
+    gradients with respect to the outputs to get the gradients with respect
+    to the inputs).
 
     Parameters
     ----------
     graph : BipartiteGraph
-    x : ndarray of shape (n_users + n_items, d)
-        Layer-0 embeddings, users first.
+    users : ndarray of shape (n_users, d)
+        Layer-0 user embeddings.
+    items : ndarray of shape (n_items, d)
+        Layer-0 item embeddings.
     n_layers : int
-        Number of propagation layers ``L`` (0 returns a copy of ``x``).
+        Number of propagation layers ``L`` (0 returns copies of the inputs).
 
     Returns
     -------
-    ndarray of shape (n_users + n_items, d), dtype of ``x``
+    users_out : ndarray of shape (n_users, d), dtype of ``users``
+    items_out : ndarray of shape (n_items, d), dtype of ``items``
     """
-    total = x.copy()
-    layer = x
+    total_users, total_items = users.copy(), items.copy()
+    layer_users, layer_items = users, items
     for _ in range(n_layers):
-        layer = graph.matmul(layer)
-        total += layer
-    total *= x.dtype.type(1.0 / (n_layers + 1))
-    return total
+        layer_users, layer_items = graph.matmul(layer_users, layer_items)
+        total_users += layer_users
+        total_items += layer_items
+    scale = users.dtype.type(1.0 / (n_layers + 1))
+    total_users *= scale
+    total_items *= scale
+    return total_users, total_items

@@ -27,64 +27,68 @@ __all__ = ["GraphObjective", "LightGCN"]
 
 
 class GraphObjective:
-    """BPR objective of a LightGCN over a layer-0 embedding.
+    """BPR objective of a LightGCN over layer-0 user and item embeddings.
 
-    The layer-0 embedding comes from :meth:`layer0` and its gradient goes to
-    :meth:`layer0_grads`; this class uses one free table ``embeddings`` of
-    shape (n_users + n_items, d). Subclasses (RLMultimodalRec) add item content
-    to layer 0 by overriding those two methods.
+    Layer 0 comes from :meth:`layer0` and its gradient goes back through
+    :meth:`layer0_grads`; here both are free ID tables ``user`` and ``item``.
+    RLMultimodalRec adds item content to layer 0 by overriding those methods.
 
     Parameters
     ----------
     graph : BipartiteGraph
-    embeddings : ndarray of shape (n_users + n_items, d)
-        Layer-0 ID embeddings, users first; updated in place by the optimiser.
+    user : ndarray of shape (n_users, d)
+        Layer-0 user ID embeddings; updated in place by the optimiser.
+    item : ndarray of shape (n_items, d)
+        Layer-0 item ID embeddings; updated in place by the optimiser.
     n_layers : int
     regularization : float
-        L2 weight on the batch's layer-0 ID rows.
+        L2 weight on the batch's rows of the ID tables.
     """
 
-    def __init__(self, graph: BipartiteGraph, embeddings: np.ndarray, n_layers: int, regularization: float):
+    def __init__(self, graph: BipartiteGraph, user: np.ndarray, item: np.ndarray,
+                 n_layers: int, regularization: float):
         self.graph = graph
         self.n_layers = n_layers
         self.regularization = regularization
-        self.params = {"embeddings": embeddings}
-        self._grad_buffer = np.zeros_like(embeddings)
+        self.params = {"user": user, "item": item}
+        self._grad_users = np.zeros_like(user)
+        self._grad_items = np.zeros_like(item)
 
-    def layer0(self) -> np.ndarray:
-        """Layer-0 embeddings of shape (n_users + n_items, d)."""
-        return self.params["embeddings"]
+    def layer0(self) -> tuple[np.ndarray, np.ndarray]:
+        """Layer-0 embeddings: users (n_users, d) and items (n_items, d)."""
+        return self.params["user"], self.params["item"]
 
-    def layer0_grads(self, d_layer0: np.ndarray) -> dict:
-        """Parameter gradients from the gradient with respect to :meth:`layer0`."""
-        return {"embeddings": d_layer0}
-
-    def id_rows(self) -> np.ndarray:
-        """The table that the L2 term regularises, indexed like layer 0."""
-        return self.params["embeddings"]
+    def layer0_grads(self, d_users: np.ndarray, d_items: np.ndarray, batch_items: np.ndarray) -> dict:
+        """Parameter gradients from the gradients with respect to :meth:`layer0`."""
+        return {"user": d_users, "item": d_items}
 
     def loss_and_grads(self, users, pos, neg):
         """BPR + L2 loss of a batch; dense gradients through the propagation."""
-        n_users = self.graph.n_users
-        final = propagate(self.graph, self.layer0(), self.n_layers)
-        nodes = np.concatenate([users, pos + n_users, neg + n_users])
+        final_users, final_items = propagate(self.graph, *self.layer0(), self.n_layers)
         batch = users.shape[0]
-        e_u, e_i, e_j = final[nodes[:batch]], final[nodes[batch : 2 * batch]], final[nodes[2 * batch :]]
+        items = np.concatenate([pos, neg])
+        e_u, e_i, e_j = final_users[users], final_items[pos], final_items[neg]
         loss, cache = bpr_forward(e_u, e_i, e_j)
-        d_final = row_grad(nodes, np.concatenate(bpr_backward(cache)))
-        buffer = self._grad_buffer
-        buffer[d_final.rows] = d_final.values
-        d_layer0 = propagate(self.graph, buffer, self.n_layers)
-        buffer[d_final.rows] = 0
-        ego = self.id_rows()[nodes]
-        loss += l2_forward(self.regularization, batch, ego)
-        d_ego = row_grad(nodes, l2_backward(self.regularization, batch, ego))
-        d_layer0[d_ego.rows] += d_ego.values
-        return loss, self.layer0_grads(d_layer0)
+        d_u, d_i, d_j = bpr_backward(cache)
+        d_final_users = row_grad(users, d_u)
+        d_final_items = row_grad(items, np.concatenate([d_i, d_j]))
+        g_users, g_items = self._grad_users, self._grad_items
+        g_users[d_final_users.rows] = d_final_users.values
+        g_items[d_final_items.rows] = d_final_items.values
+        d_users, d_items = propagate(self.graph, g_users, g_items, self.n_layers)
+        g_users[d_final_users.rows] = 0
+        g_items[d_final_items.rows] = 0
+        reg = self.regularization
+        ego_users, ego_items = self.params["user"][users], self.params["item"][items]
+        loss += l2_forward(reg, batch, ego_users, ego_items)
+        reg_users = row_grad(users, l2_backward(reg, batch, ego_users))
+        reg_items = row_grad(items, l2_backward(reg, batch, ego_items))
+        d_users[reg_users.rows] += reg_users.values
+        d_items[reg_items.rows] += reg_items.values
+        return loss, self.layer0_grads(d_users, d_items, d_final_items.rows)
 
     def factors(self):
-        final = propagate(self.graph, self.layer0(), self.n_layers)
-        return final[: self.graph.n_users], final[self.graph.n_users :]
+        return propagate(self.graph, *self.layer0(), self.n_layers)
 
 
 class LightGCN(Recommender):
@@ -114,8 +118,10 @@ class LightGCN(Recommender):
         Propagated user embeddings used for scoring.
     item_factors_ : ndarray of shape (n_items, embedding_size), float32
         Propagated item embeddings used for scoring.
-    embeddings_ : ndarray of shape (n_users + n_items, embedding_size), float32
-        Layer-0 embeddings, users first.
+    user_embeddings_ : ndarray of shape (n_users, embedding_size), float32
+        Layer-0 user embeddings.
+    item_embeddings_ : ndarray of shape (n_items, embedding_size), float32
+        Layer-0 item embeddings.
     history_ : list of dict
     best_epoch_ : int
 
@@ -166,19 +172,20 @@ class LightGCN(Recommender):
         train_matrix, valid = check_fit_data(interactions, valid)
         rng = check_random_state(self.random_state)
         n_users, n_items = train_matrix.shape
-        embeddings = np.concatenate([
+        objective = GraphObjective(
+            normalized_adjacency(train_matrix),
             xavier_uniform(rng, n_users, self.embedding_size),
             xavier_uniform(rng, n_items, self.embedding_size),
-        ])
-        objective = GraphObjective(
-            normalized_adjacency(train_matrix), embeddings, self.n_layers, self.regularization
+            self.n_layers,
+            self.regularization,
         )
         result = train(
             objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
             batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
             valid=valid, exclude=train_matrix, verbose=self.verbose, owner=type(self).__name__,
         )
-        self.embeddings_ = embeddings
+        self.user_embeddings_ = objective.params["user"]
+        self.item_embeddings_ = objective.params["item"]
         self.user_factors_, self.item_factors_ = objective.factors()
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
