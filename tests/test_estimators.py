@@ -1,0 +1,199 @@
+"""One contract suite for every lgrec estimator."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+import lgrec
+from lgrec import DataWarning, NotFittedError
+
+FAST = {"max_epochs": 3, "batch_size": 256}
+
+ESTIMATORS = {
+    "BPRMF": lambda **kw: lgrec.BPRMF(**{**FAST, **kw}),
+    "LightGCN": lambda **kw: lgrec.LightGCN(**{**FAST, **kw}),
+}
+
+# (parameter, bad value) pairs every trainable estimator must reject in fit
+INVALID = [
+    ("embedding_size", 0),
+    ("embedding_size", 2.5),
+    ("learning_rate", 0.0),
+    ("learning_rate", float("nan")),
+    ("regularization", -1.0),
+    ("batch_size", 0),
+    ("max_epochs", 0),
+    ("patience", 0),
+    ("verbose", "yes"),
+]
+
+
+@pytest.fixture(params=sorted(ESTIMATORS), scope="module")
+def name(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def fitted(name, synthetic):
+    return ESTIMATORS[name](random_state=0).fit(synthetic.train, synthetic.image, synthetic.text, valid=synthetic.valid)
+
+
+def test_fit_returns_self_and_sets_learned_attributes(name, synthetic):
+    model = ESTIMATORS[name](random_state=0)
+    assert model.fit(synthetic.train, synthetic.image, synthetic.text) is model
+    assert model.user_factors_.shape[0] == synthetic.n_users
+    assert model.item_factors_.shape[0] == synthetic.n_items
+    assert model.user_factors_.dtype == np.float32
+    assert len(model.history_) == FAST["max_epochs"]
+    assert {"epoch", "loss", "train_seconds", "eval_seconds"} <= set(model.history_[0])
+
+
+def test_history_has_validation_metrics_and_best_epoch(fitted):
+    record = fitted.history_[0]
+    assert {"valid_recall@20", "valid_ndcg@20", "valid_precision@20", "valid_map@20"} <= set(record)
+    scores = [r["valid_recall@20"] for r in fitted.history_]
+    assert fitted.best_epoch_ == int(np.argmax(scores)) + 1
+
+
+def test_unfitted_model_raises_not_fitted(name):
+    model = ESTIMATORS[name]()
+    for call in (lambda: model.recommend(0, k=3, filter_already_liked_items=False),
+                 lambda: model.score_users(np.array([0])), lambda: model.save("x.npz")):
+        with pytest.raises(NotFittedError, match="is not fitted yet"):
+            call()
+
+
+def test_same_random_state_gives_identical_models(name, synthetic):
+    a = ESTIMATORS[name](random_state=7).fit(synthetic.train, valid=synthetic.valid)
+    b = ESTIMATORS[name](random_state=7).fit(synthetic.train, valid=synthetic.valid)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+
+
+def test_fit_does_not_modify_inputs(name, synthetic):
+    train = synthetic.train.copy()
+    train.data[:] = 3.0  # counts: must be binarised without touching the caller's matrix
+    image = synthetic.image.copy()
+    ESTIMATORS[name](random_state=0).fit(train, image, synthetic.text)
+    assert (train.data == 3.0).all()
+    np.testing.assert_array_equal(image, synthetic.image)
+
+
+def test_batch_recommend_equals_scalar_recommend(fitted, synthetic):
+    users = np.array([0, 5, 17])
+    ids, scores = fitted.recommend(users, synthetic.train[users], k=7)
+    assert ids.shape == scores.shape == (3, 7)
+    for row, u in enumerate(users):
+        one_ids, one_scores = fitted.recommend(u, synthetic.train[u], k=7)
+        np.testing.assert_array_equal(one_ids, ids[row])
+        np.testing.assert_allclose(one_scores, scores[row], rtol=1e-6)
+    full = fitted.score_users(users)
+    for row in range(3):
+        np.testing.assert_allclose(full[row, ids[row]], scores[row], rtol=1e-5)
+        assert np.all(np.diff(scores[row]) <= 0)
+
+
+def test_recommend_filters(fitted, synthetic):
+    u = 3
+    liked = set(synthetic.train[u].indices.tolist())
+    ids, _ = fitted.recommend(u, synthetic.train[u], k=20)
+    assert not liked & set(ids.tolist())
+    blocked = ids[:5]
+    ids2, _ = fitted.recommend(u, synthetic.train[u], k=20, filter_items=blocked)
+    assert not set(blocked.tolist()) & set(ids2.tolist())
+    candidates = np.array([1, 2, 3, 40, 41])
+    ids3, scores3 = fitted.recommend(u, synthetic.train[u], k=10, items=candidates, filter_already_liked_items=False)
+    assert set(ids3[ids3 >= 0].tolist()) <= set(candidates.tolist())
+    assert (ids3[5:] == -1).all() and np.isneginf(scores3[5:]).all()  # padding past the 5 candidates
+
+
+def test_recommend_errors(fitted, synthetic):
+    with pytest.raises(ValueError, match="needs user_items"):
+        fitted.recommend(0, k=5)
+    with pytest.raises(ValueError, match="one row per requested user"):
+        fitted.recommend([0, 1], synthetic.train, k=5)
+    with pytest.raises(ValueError, match="outside \\[0, 200\\)"):
+        fitted.recommend(200, k=5, filter_already_liked_items=False)
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        fitted.recommend(0, k=0, filter_already_liked_items=False)
+
+
+def test_clone_and_pipeline(name, synthetic):
+    model = ESTIMATORS[name](random_state=3, learning_rate=0.01)
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and copy is not model
+    pipe = Pipeline([("model", ESTIMATORS[name](random_state=3))])
+    pipe.set_params(model__learning_rate=0.005)
+    pipe.fit(synthetic.train)
+    assert pipe.named_steps["model"].learning_rate == 0.005
+    with pytest.raises(ValueError, match="Invalid parameter 'nope'"):
+        model.set_params(nope=1)
+    assert "learning_rate=0.01" in repr(model)
+
+
+@pytest.mark.parametrize("param, value", INVALID)
+def test_invalid_parameters_are_rejected_in_fit(name, synthetic, param, value):
+    model = ESTIMATORS[name](**{param: value})  # __init__ stores without validating
+    assert getattr(model, param) is value or getattr(model, param) == value or value != value
+    with pytest.raises(ValueError, match=f"The '{param}' parameter of {name} must be"):
+        model.fit(synthetic.train)
+
+
+def test_bad_interactions_get_clear_errors(name):
+    model = ESTIMATORS[name]()
+    bad = sp.csr_matrix(np.array([[1.0, np.nan], [0.0, 1.0]], np.float32))
+    with pytest.raises(ValueError, match="non-finite value"):
+        model.fit(bad)
+    with pytest.raises(ValueError, match="training split is empty"):
+        model.fit(sp.csr_matrix((3, 4), dtype=np.float32))
+    with pytest.raises(TypeError, match="must be a scipy.sparse matrix"):
+        model.fit([[1, 0], [0, 1]])
+    with pytest.raises(ValueError, match="valid must have shape"):
+        model.fit(sp.csr_matrix(np.eye(3, dtype=np.float32)), valid=sp.csr_matrix(np.eye(2, dtype=np.float32)))
+
+
+def test_non_csr_input_is_converted_with_a_warning(name, synthetic):
+    with pytest.warns(DataWarning, match="coo_matrix"):
+        ESTIMATORS[name](max_epochs=1).fit(synthetic.train.tocoo())
+
+
+def test_users_without_interactions_warn(name):
+    train = sp.csr_matrix(np.array([[1, 0, 1], [0, 0, 0], [0, 1, 0]], np.float32))
+    with pytest.warns(DataWarning, match="1 user row"):
+        ESTIMATORS[name](max_epochs=1).fit(train)
+
+
+def test_save_load_gives_identical_recommendations(fitted, synthetic, tmp_path, name):
+    path = fitted.save(tmp_path / "model")
+    assert path.endswith(".npz")
+    loaded = type(fitted).load(path)
+    assert loaded.get_params() == {**fitted.get_params(), "random_state": 0}
+    users = np.arange(20)
+    a = fitted.recommend(users, synthetic.train[users], k=10)
+    b = loaded.recommend(users, synthetic.train[users], k=10)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert loaded.history_ == fitted.history_
+    other = lgrec.LightGCN if name != "LightGCN" else lgrec.BPRMF
+    with pytest.raises(ValueError, match=f"holds a {name}, not a {other.__name__}"):
+        other.load(path)
+
+
+def test_load_rejects_files_that_are_not_models(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="not an lgrec model"):
+        lgrec.LightGCN.load(tmp_path / "x.npz")
+    (tmp_path / "y.npz").write_text("hello")
+    with pytest.raises(ValueError, match="not a readable lgrec model"):
+        lgrec.LightGCN.load(tmp_path / "y.npz")
+
+
+def test_divergence_raises_model_fit_error(synthetic):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(lgrec.ModelFitError, match=r"BPRMF diverged at epoch \d+: parameters"):
+            lgrec.BPRMF(learning_rate=1e30, max_epochs=2, random_state=0).fit(synthetic.train)
