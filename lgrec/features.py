@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lgrec._progress import ProgressBar
+
 __all__ = [
     "ImageEncoder",
     "TextEncoder",
@@ -181,54 +183,6 @@ def mean_pool(token_vectors, attention_mask):
     summed = np.matmul(mask[:, None, :], token_vectors)[:, 0, :]
     counts = np.maximum(mask.sum(axis=1, keepdims=True), 1)
     return summed / counts
-
-
-class _Progress:
-    """A dependency-free progress line on stderr (``desc: done/total (pct) rate/s ETA``)."""
-
-    def __init__(self, total, desc, enabled=True, stream=None, min_interval=0.5):
-        self.total = total
-        self.desc = desc
-        self.enabled = enabled and total > 0
-        self.stream = sys.stderr if stream is None else stream
-        self.min_interval = min_interval
-        self.done = 0
-        self.drawn = -1
-        self.start = time.perf_counter()
-        self.last = -np.inf
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def update(self, n):
-        self.done += n
-        now = time.perf_counter()
-        if self.enabled and (now - self.last >= self.min_interval or self.done >= self.total):
-            self.last = now
-            self._draw(now)
-
-    def _draw(self, now):
-        self.drawn = self.done
-        elapsed = max(now - self.start, 1e-9)
-        rate = self.done / elapsed
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        pct = 100.0 * self.done / self.total
-        self.stream.write(
-            f"\r{self.desc}: {self.done}/{self.total} ({pct:5.1f}%) {rate:7.1f}/s ETA {eta:6.0f}s"
-        )
-        self.stream.flush()
-
-    def close(self):
-        if self.enabled:
-            if self.drawn != self.done:
-                self._draw(time.perf_counter())
-            self.stream.write("\n")
-            self.stream.flush()
-            self.enabled = False
 
 
 def _make_session(onnx_path, n_threads, argument="onnx_path"):
@@ -644,6 +598,23 @@ class ImageEncoder:
         normalize_pixels(pixels[: len(ok)], self.mean, self.scale, out=buffer[: len(ok)])
         return np.asarray(ok, dtype=np.int64), failures
 
+    def _loaded_batches(self, images, pool):
+        """Yield ``(start, buffer, ok, failures)`` per batch; with ``prefetch`` the next batch
+        is decoded in ``pool`` while the caller runs the model on the current one (two buffers)."""
+        batch = int(self.batch_size)
+        starts = range(0, len(images), batch)
+        buffers = [np.empty((batch, 3, self.crop, self.crop), dtype=np.float32) for _ in range(2 if self.prefetch else 1)]
+        if not self.prefetch:
+            for start in starts:
+                yield (start, buffers[0], *self._load_batch(images, start, buffers[0]))
+            return
+        pending = pool.submit(self._load_batch, images, starts[0], buffers[0])
+        for k, start in enumerate(starts):
+            ok, failures = pending.result()
+            if k + 1 < len(starts):
+                pending = pool.submit(self._load_batch, images, starts[k + 1], buffers[(k + 1) % 2])
+            yield start, buffers[k % 2], ok, failures
+
     def encode(self, images, *, out=None, return_failures=False):
         """Encode images into an (n, d) float32 feature matrix.
 
@@ -672,21 +643,10 @@ class ImageEncoder:
         failures = []
         if n == 0:
             return (out, failures) if return_failures else out
-        batch = int(self.batch_size)
-        buffers = [np.empty((batch, 3, self.crop, self.crop), dtype=np.float32) for _ in range(2 if self.prefetch else 1)]
-        starts = range(0, n, batch)
-        with _Progress(n, "images", self.progress) as bar, ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self._load_batch, images, 0, buffers[0]) if self.prefetch else None
-            for k, start in enumerate(starts):
-                if self.prefetch:
-                    ok, batch_failures = pending.result()
-                    if start + batch < n:
-                        pending = pool.submit(self._load_batch, images, start + batch, buffers[(k + 1) % 2])
-                    buffer = buffers[k % 2]
-                else:
-                    buffer = buffers[0]
-                    ok, batch_failures = self._load_batch(images, start, buffer)
-                stop = min(start + batch, n)
+        bar = ProgressBar(n, "images", enabled=self.progress)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for start, buffer, ok, batch_failures in self._loaded_batches(images, pool):
+                stop = min(start + int(self.batch_size), n)
                 out[start:stop] = 0.0
                 if len(ok):
                     features = self._run(buffer[: len(ok)])
@@ -694,7 +654,8 @@ class ImageEncoder:
                         l2_normalize(features)
                     out[ok] = features
                 failures.extend(batch_failures)
-                bar.update(stop - start)
+                bar.update(stop)
+        bar.close()
         _report_missing(failures, "images", return_failures)
         return (out, failures) if return_failures else out
 
@@ -912,6 +873,35 @@ class TextEncoder:
             raise ValueError(f"pooled text features must have shape ({len(encodings)}, d); got {pooled.shape}")
         return pooled
 
+    def _encode_chunk(self, texts, start, stop, out):
+        """Encode texts[start:stop] into out[start:stop], length-sorted; return the missing ones."""
+        out[start:stop] = 0.0
+        rows = []
+        strings = []
+        failures = []
+        for index in range(start, stop):
+            text = texts[index]
+            if text is not None and not isinstance(text, str):
+                raise TypeError(f"texts[{index}] must be a str or None; got {type(text).__name__}")
+            if text is None or not text.strip():
+                failures.append(MissingInput(index, "" if text is None else text, "is empty or None"))
+                continue
+            rows.append(index)
+            strings.append(text)
+        if not strings:
+            return failures
+        encodings = self.tokenizer.encode_batch(strings)
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        rows = np.asarray(rows, dtype=np.int64)
+        batch = int(self.batch_size)
+        for b in range(0, len(order), batch):
+            part = order[b : b + batch]
+            pooled = self._embed_sorted([encodings[i] for i in part])
+            if self.normalize:
+                l2_normalize(pooled)
+            out[rows[part]] = pooled
+        return failures
+
     def encode(self, texts, *, out=None, return_failures=False):
         """Encode strings into an (n, d) float32 feature matrix.
 
@@ -935,37 +925,14 @@ class TextEncoder:
         """
         texts = list(texts)
         n = len(texts)
-        tokenizer = self.tokenizer
         out = _prepare_out(out, n, self.dim)
         failures = []
-        chunk = int(self.chunk_size)
-        batch = int(self.batch_size)
-        with _Progress(n, "texts", self.progress) as bar:
-            for start in range(0, n, chunk):
-                stop = min(start + chunk, n)
-                out[start:stop] = 0.0
-                rows = []
-                strings = []
-                for index in range(start, stop):
-                    text = texts[index]
-                    if text is not None and not isinstance(text, str):
-                        raise TypeError(f"texts[{index}] must be a str or None; got {type(text).__name__}")
-                    if text is None or not text.strip():
-                        failures.append(MissingInput(index, "" if text is None else text, "is empty or None"))
-                        continue
-                    rows.append(index)
-                    strings.append(text)
-                if strings:
-                    encodings = tokenizer.encode_batch(strings)
-                    order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-                    rows = np.asarray(rows, dtype=np.int64)
-                    for b in range(0, len(order), batch):
-                        part = order[b : b + batch]
-                        pooled = self._embed_sorted([encodings[i] for i in part])
-                        if self.normalize:
-                            l2_normalize(pooled)
-                        out[rows[part]] = pooled
-                bar.update(stop - start)
+        bar = ProgressBar(n, "texts", enabled=self.progress)
+        for start in range(0, n, int(self.chunk_size)):
+            stop = min(start + int(self.chunk_size), n)
+            failures.extend(self._encode_chunk(texts, start, stop, out))
+            bar.update(stop)
+        bar.close()
         _report_missing(failures, "texts", return_failures)
         return (out, failures) if return_failures else out
 
