@@ -1,6 +1,11 @@
-"""lgrec estimators."""
+"""lgrec estimators, and the names the command line knows them by."""
 
 from .bpr import BPRMF
 from .lightgcn import LightGCN
 
-__all__ = ["BPRMF", "LightGCN"]
+MODELS = {
+    "bpr": BPRMF,
+    "lightgcn": LightGCN,
+}
+
+__all__ = ["BPRMF", "LightGCN", "MODELS"]
