@@ -254,11 +254,11 @@ def test_preprocess_resizes_bicubic_then_crops(tmp_path):
     np.testing.assert_allclose(out[:, 100, 100], [(10 - 127) / 128, 0.0, 128 / 128])
 
 
-@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK"])
-def test_non_rgb_modes_become_rgb(tmp_path, mode):
-    fmt = "JPEG" if mode == "CMYK" else "PNG"
-    path = write_image(tmp_path / f"m.{fmt.lower()}", size=(256, 256), mode=mode, fmt=fmt)
-    pixels = F.load_image_crop(path)
+@pytest.mark.parametrize("mode, fmt", [("L", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("CMYK", "JPEG"), ("L", "JPEG")])
+@pytest.mark.parametrize("jpeg_draft", [True, False])
+def test_non_rgb_modes_become_rgb(tmp_path, mode, fmt, jpeg_draft):
+    path = write_image(tmp_path / f"m.{fmt.lower()}", size=(600, 520), mode=mode, fmt=fmt)
+    pixels = F.load_image_crop(path, jpeg_draft=jpeg_draft)
     assert pixels.shape == (224, 224, 3) and pixels.dtype == np.uint8
 
 
@@ -369,11 +369,16 @@ def test_jpeg_draft_stays_close_to_full_decode(tmp_path):
     arr = np.stack([128 + 100 * np.sin(x / 40.0 + c) * np.cos(y / 55.0) for c in range(3)], -1).astype(np.uint8)
     path = tmp_path / "large.jpg"
     Image.fromarray(arr, "RGB").save(path, quality=95)
-    full = F.preprocess_image(path).astype(np.float64)
+    full = F.preprocess_image(path, jpeg_draft=False).astype(np.float64)
     draft = F.preprocess_image(path, jpeg_draft=True).astype(np.float64)
     assert np.abs(full - draft).mean() < 2.0 / 128
     cosine = (full.ravel() @ draft.ravel()) / (np.linalg.norm(full) * np.linalg.norm(draft))
     assert cosine > 0.999
+
+
+def test_jpeg_draft_is_a_no_op_below_twice_the_target(tmp_path):
+    path = write_image(tmp_path / "small.jpg", size=(500, 384), seed=5)
+    np.testing.assert_array_equal(F.load_image_crop(path, jpeg_draft=True), F.load_image_crop(path, jpeg_draft=False))
 
 
 # ----------------------------------------------------------------------------
