@@ -9,15 +9,17 @@ __version__ = "0.1.0"
 from ._base import DataWarning, ModelFitError, NotFittedError
 from .data import Dataset, load_mmrec, save_mmrec
 from .evaluation import evaluate
-from .models import BPRMF, LightGCN
+from .models import BPRMF, ContentKNN, LightGCN, Popularity
 
 __all__ = [
     "BPRMF",
+    "ContentKNN",
     "DataWarning",
     "Dataset",
     "LightGCN",
     "ModelFitError",
     "NotFittedError",
+    "Popularity",
     "evaluate",
     "load_mmrec",
     "save_mmrec",

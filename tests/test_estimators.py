@@ -17,6 +17,11 @@ ESTIMATORS = {
     "BPRMF": lambda **kw: lgrec.BPRMF(**{**FAST, **kw}),
     "LightGCN": lambda **kw: lgrec.LightGCN(**{**FAST, **kw}),
 }
+# Estimators without iterative training (no epochs, no random_state): the parts of the contract that apply
+FIXED = {
+    "Popularity": lgrec.Popularity,
+    "ContentKNN": lgrec.ContentKNN,
+}
 
 # (parameter, bad value) pairs every trainable estimator must reject in fit
 INVALID = [
@@ -197,3 +202,38 @@ def test_divergence_raises_model_fit_error(synthetic):
         warnings.simplefilter("ignore", RuntimeWarning)
         with pytest.raises(lgrec.ModelFitError, match=r"BPRMF diverged at epoch \d+: parameters"):
             lgrec.BPRMF(learning_rate=1e30, max_epochs=2, random_state=0).fit(synthetic.train)
+
+
+@pytest.mark.parametrize("fixed", sorted(FIXED))
+def test_fixed_estimators_contract(fixed, synthetic, tmp_path):
+    model = FIXED[fixed]()
+    with pytest.raises(NotFittedError):
+        model.score_users(np.array([0]))
+    assert model.fit(synthetic.train, synthetic.image, synthetic.text, valid=synthetic.valid) is model
+    users = np.array([1, 2])
+    ids, scores = model.recommend(users, synthetic.train[users], k=5)
+    for row, u in enumerate(users):
+        np.testing.assert_array_equal(model.recommend(u, synthetic.train[u], k=5)[0], ids[row])
+    loaded = FIXED[fixed].load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.recommend(users, synthetic.train[users], k=5)[0], ids)
+    assert clone(model).get_params() == model.get_params()
+
+
+def test_popularity_ranks_by_train_counts_with_id_ties():
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 0, 1], [0, 1, 0, 1]], np.float32))
+    ids, scores = lgrec.Popularity().fit(train).recommend(0, k=4, filter_already_liked_items=False)
+    np.testing.assert_array_equal(ids, [1, 3, 0, 2])
+    np.testing.assert_array_equal(scores, [3, 2, 1, 0])
+
+
+def test_content_knn_is_the_cosine_to_the_summed_profile():
+    img = np.array([[3.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 0.0]])
+    txt = np.array([[1.0], [1.0], [0.0], [2.0]])
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0]], np.float32))
+    model = lgrec.ContentKNN().fit(train, img, txt)
+    unit = lambda v: v / np.linalg.norm(v)
+    items = np.array([unit(np.r_[unit(i) if i.any() else i, unit(t) if t.any() else t]) for i, t in zip(img, txt)])
+    profile = unit(items[0] + items[1])
+    np.testing.assert_allclose(model.score_users(np.array([0]))[0], items @ profile, rtol=1e-6)
+    with pytest.raises(ValueError, match="needs item features"):
+        lgrec.ContentKNN().fit(train)

@@ -1,0 +1,139 @@
+r"""Two honest floors every comparison includes: popularity and a content profile.
+
+Both are expressed as dot products of user and item factors like every lgrec
+model, so ranking, evaluation and persistence are shared.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_bool, check_features
+from ._base import Recommender, check_fit_data
+
+__all__ = ["ContentKNN", "Popularity", "normalized_content"]
+
+
+class Popularity(Recommender):
+    """Rank items by their number of training interactions (ties: lower item id first).
+
+    Parameters
+    ----------
+    verbose : bool, default=False
+        Accepted for a uniform interface; nothing is printed.
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, 1), float32
+        All ones.
+    item_factors_ : ndarray of shape (n_items, 1), float32
+        Training interaction count of each item.
+    history_ : list
+        Empty (nothing is trained iteratively).
+    """
+
+    def __init__(self, verbose: bool = False):
+        self.verbose = verbose
+
+    def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
+        """Count interactions per item; features and ``valid`` are ignored.
+
+        Returns
+        -------
+        self
+        """
+        check_bool(self.verbose, "verbose", type(self).__name__)
+        train, _ = check_fit_data(interactions, valid)
+        counts = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float32)
+        self.user_factors_ = np.ones((train.shape[0], 1), dtype=np.float32)
+        self.item_factors_ = counts[:, None]
+        self.history_ = []
+        return self
+
+
+def normalized_content(img_feats: np.ndarray | None, txt_feats: np.ndarray | None, n_items: int,
+                       chunk_rows: int = 65536) -> np.ndarray:
+    """Concatenate image and text features after L2-normalising each row of each modality.
+
+    Parameters
+    ----------
+    img_feats : ndarray of shape (n_items, d_img) or None
+    txt_feats : ndarray of shape (n_items, d_txt) or None
+    n_items : int
+    chunk_rows : int, default=65536
+        Rows converted at once (bounds temporary memory for float16/float64 inputs).
+
+    Returns
+    -------
+    ndarray of shape (n_items, d_img + d_txt), float32
+        All-zero rows stay all-zero (a missing modality contributes nothing).
+    """
+    blocks = [f for f in (img_feats, txt_feats) if f is not None]
+    out = np.zeros((n_items, sum(b.shape[1] for b in blocks)), dtype=np.float32)
+    col = 0
+    for block in blocks:
+        width = block.shape[1]
+        for start in range(0, n_items, chunk_rows):
+            part = np.asarray(block[start : start + chunk_rows], dtype=np.float32)
+            norms = np.linalg.norm(part, axis=1, keepdims=True)
+            np.divide(part, norms, out=out[start : start + chunk_rows, col : col + width], where=norms > 0)
+        col += width
+    return out
+
+
+class ContentKNN(Recommender):
+    """Content profile: cosine between a user's summed item features and each item's features.
+
+    Each modality is L2-normalised per item and the modalities are
+    concatenated; a user's profile is the sum of the vectors of the items
+    they interacted with in training; the score of an item is the cosine
+    between the profile and the item's vector. Items without features score 0.
+    It needs no training interactions for an item, so it ranks cold items.
+
+    Parameters
+    ----------
+    verbose : bool, default=False
+        Accepted for a uniform interface; nothing is printed.
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, d), float32
+        L2-normalised user profiles.
+    item_factors_ : ndarray of shape (n_items, d), float32
+        L2-normalised item vectors (``d = d_img + d_txt``).
+    history_ : list
+        Empty.
+    """
+
+    def __init__(self, verbose: bool = False):
+        self.verbose = verbose
+
+    def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
+        """Build profiles from the training interactions and the item features.
+
+        Raises
+        ------
+        ValueError
+            When both ``img_feats`` and ``txt_feats`` are None.
+
+        Returns
+        -------
+        self
+        """
+        check_bool(self.verbose, "verbose", type(self).__name__)
+        train, _ = check_fit_data(interactions, valid)
+        n_items = train.shape[1]
+        img = check_features(img_feats, "img_feats", n_items)
+        txt = check_features(txt_feats, "txt_feats", n_items)
+        if img is None and txt is None:
+            raise ValueError("ContentKNN needs item features: img_feats and txt_feats are both None.")
+        items = _unit_rows(normalized_content(img, txt, n_items))
+        self.user_factors_ = _unit_rows(np.asarray(train @ items, dtype=np.float32))
+        self.item_factors_ = items
+        self.history_ = []
+        return self
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
