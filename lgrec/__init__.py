@@ -9,17 +9,20 @@ __version__ = "0.1.0"
 from ._base import DataWarning, ModelFitError, NotFittedError
 from .data import Dataset, load_mmrec, save_mmrec
 from .evaluation import evaluate
-from .models import BPRMF, ContentKNN, LightGCN, Popularity
+from .models import BPRMF, FREEDOM, VBPR, ContentKNN, LightGCN, Popularity, RLMultimodalRec
 
 __all__ = [
     "BPRMF",
     "ContentKNN",
     "DataWarning",
     "Dataset",
+    "FREEDOM",
     "LightGCN",
     "ModelFitError",
     "NotFittedError",
     "Popularity",
+    "RLMultimodalRec",
+    "VBPR",
     "evaluate",
     "load_mmrec",
     "save_mmrec",

@@ -1,0 +1,136 @@
+"""RLMultimodalRec: whole-model gradient checks, cold start, gates, add_items, persistence."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given
+from hypothesis import strategies as st
+
+import lgrec
+from lgrec.fusion import init_fusion_params, prepare_features
+from lgrec.graph import normalized_adjacency
+from lgrec.models.rlmm import RLMMObjective
+
+from conftest import random_interactions
+from gradcheck import assert_grad_close, numeric_grad
+from test_losses import _dense, _triplets
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_layers=st.integers(0, 2),
+    content_weight=st.sampled_from([0.0, 0.7]),
+    cold_start=st.booleans(),
+    fixed_gate=st.sampled_from([None, 0.5]),
+    reg=st.floats(0.0, 0.3),
+    dims=st.sampled_from([(3, 2), (3, 0), (0, 2)]),
+)
+def test_whole_model_gradient_on_tiny_random_graphs(seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims):
+    rng = np.random.default_rng(seed)
+    n_users, n_items, dim = 4, 6, 3
+    train = sp.hstack([random_interactions(rng, n_users, n_items - 1, 0.3), sp.csr_matrix((n_users, 1))], format="csr")
+    train.sort_indices()  # item 5 is cold (no edges)
+    d_v, d_t = dims
+    img = rng.standard_normal((n_items, d_v)) if d_v else None
+    txt = rng.standard_normal((n_items, d_t)) if d_t else None
+    if img is not None and txt is not None:
+        img[1] = 0.0  # text only
+        txt[2] = 0.0  # image only
+        img[3] = txt[3] = 0.0  # neither
+    inputs, _ = prepare_features(img, txt, n_items, "none")
+    fusion = {k: v.astype(np.float64) for k, v in init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim).items()}
+    objective = RLMMObjective(
+        normalized_adjacency(train, dtype=np.float64), rng.standard_normal((n_users, dim)),
+        rng.standard_normal((n_items, dim)), fusion, inputs, n_layers, reg, content_weight, cold_start, fixed_gate,
+    )
+    users, pos, neg = _triplets(rng, train, 5)
+    neg[0] = 5  # the cold item takes part
+    _, grads = objective.loss_and_grads(users, pos, neg)
+    for name, param in objective.params.items():
+        numeric = numeric_grad(lambda: objective.loss_and_grads(users, pos, neg)[0], param)
+        assert_grad_close(_dense(grads[name], param.shape[0]), numeric, name=name)
+
+
+def test_without_features_and_cold_start_off_it_is_exactly_lightgcn(synthetic):
+    kw = dict(max_epochs=4, batch_size=256, random_state=0)
+    rlmm = lgrec.RLMultimodalRec(cold_start=False, **kw).fit(synthetic.train, valid=synthetic.valid)
+    lgcn = lgrec.LightGCN(**kw).fit(synthetic.train, valid=synthetic.valid)
+    np.testing.assert_array_equal(rlmm.item_factors_, lgcn.item_factors_)
+    np.testing.assert_array_equal(rlmm.user_factors_, lgcn.user_factors_)
+
+
+@pytest.fixture(scope="module")
+def fitted(synthetic):
+    return lgrec.RLMultimodalRec(max_epochs=5, batch_size=256, learning_rate=0.01, random_state=0).fit(
+        synthetic.train, synthetic.image, synthetic.text, valid=synthetic.valid
+    )
+
+
+def test_cold_items_are_scored_from_content_alone(fitted, synthetic):
+    cold = fitted.cold_items_
+    assert cold.size and np.array_equal(cold, np.flatnonzero(np.diff(synthetic.train.tocsc().indptr) == 0))
+    content, _ = fitted.content_embeddings(synthetic.image[cold], synthetic.text[cold])
+    np.testing.assert_allclose(fitted.item_factors_[cold], content, rtol=1e-5, atol=1e-6)
+
+
+def test_gate_and_image_share(fitted, synthetic):
+    gate, share = fitted.gate_, fitted.image_share_
+    assert gate.shape == (synthetic.n_items, fitted.embedding_size) and share.shape == (synthetic.n_items,)
+    has_img, has_txt = synthetic.image.any(axis=1), synthetic.text.any(axis=1)
+    assert np.all(np.isnan(share[~has_img & ~has_txt]))
+    np.testing.assert_array_equal(share[has_img & ~has_txt], 1.0)
+    np.testing.assert_array_equal(share[~has_img & has_txt], 0.0)
+    both = share[has_img & has_txt]
+    assert np.all((both > 0) & (both < 1))
+    np.testing.assert_allclose(share[has_img & has_txt], gate[has_img & has_txt].mean(axis=1), rtol=1e-6)
+
+
+def test_add_items_makes_new_items_recommendable(fitted, synthetic):
+    model = lgrec.RLMultimodalRec.load(fitted.save("/tmp/_rlmm_add.npz"))
+    n_before = model.n_items_
+    new_img = synthetic.image[:3] * 1.0
+    new_txt = synthetic.text[:3] * 1.0
+    ids = model.add_items(new_img, new_txt)
+    np.testing.assert_array_equal(ids, np.arange(n_before, n_before + 3))
+    assert model.n_items_ == n_before + 3 and model.gate_.shape[0] == n_before + 3
+    scores = model.score_users(np.array([0]))
+    assert scores.shape == (1, n_before + 3) and np.isfinite(scores).all()
+    expected, _ = fitted.content_embeddings(new_img, new_txt)
+    np.testing.assert_allclose(model.item_factors_[ids], expected, rtol=1e-6)
+    ranked, _ = model.recommend(0, k=model.n_items_, filter_already_liked_items=False)
+    assert set(ids.tolist()) <= set(ranked.tolist())
+    with pytest.raises(ValueError, match="txt_feats has 5 columns but the model was fitted on 24"):
+        model.add_items(new_img, np.ones((3, 5)))
+    with pytest.raises(ValueError, match="img_feats has 3 rows but txt_feats has 2"):
+        model.add_items(new_img, new_txt[:2])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.add_items(np.full((1, new_img.shape[1]), np.nan), None)
+
+
+def test_save_load_keeps_the_gate_and_the_fusion(fitted, tmp_path):
+    loaded = lgrec.RLMultimodalRec.load(fitted.save(tmp_path / "rlmm"))
+    np.testing.assert_array_equal(loaded.gate_, fitted.gate_)
+    np.testing.assert_array_equal(loaded.image_share_, fitted.image_share_)
+    np.testing.assert_array_equal(loaded.image_weights_, fitted.image_weights_)
+    assert loaded.get_params() == fitted.get_params()
+
+
+def test_one_modality_for_the_whole_catalogue(synthetic):
+    model = lgrec.RLMultimodalRec(max_epochs=2, batch_size=256, random_state=0).fit(synthetic.train, None, synthetic.text)
+    has_txt = synthetic.text.any(axis=1)
+    np.testing.assert_array_equal(model.image_share_[has_txt], 0.0)
+    assert model.gate_weights_ is None and model.image_weights_ is None
+
+
+def test_feature_errors_name_the_argument(synthetic):
+    model = lgrec.RLMultimodalRec(max_epochs=1)
+    bad = synthetic.image.copy()
+    bad[4, 0] = np.inf
+    with pytest.raises(ValueError, match="img_feats contains NaN or inf in 1 row\\(s\\) \\(first item ids: \\[4\\]\\)"):
+        model.fit(synthetic.train, bad, synthetic.text)
+    with pytest.raises(ValueError, match="txt_feats has 10 rows but interactions has 150 item columns"):
+        model.fit(synthetic.train, synthetic.image, synthetic.text[:10])
+    with pytest.raises(ValueError, match="The 'gate' parameter of RLMultimodalRec must be one of"):
+        lgrec.RLMultimodalRec(gate="max").fit(synthetic.train)
+    with pytest.raises(ValueError, match="The 'content_weight' parameter"):
+        lgrec.RLMultimodalRec(content_weight=-1.0).fit(synthetic.train)
