@@ -1,0 +1,366 @@
+r"""FREEDOM: a frozen item-item graph and a denoised user-item graph (Zhou & Shen, MM 2023).
+
+With layer-0 ID embeddings :math:`E^{(0)} = [E_u; E_i]`, the frozen modality
+graph :math:`S` of :func:`lgrec.knn.modality_graph` and, during training, a
+user-item graph :math:`\hat A_t` rebuilt every epoch from a degree-sensitive
+sample of the training edges (the full :math:`\hat A` at inference):
+
+.. math::
+
+    [U; I] = \frac{1}{L+1}\sum_{l=0}^{L} \hat A_t^{\,l} E^{(0)}, \qquad
+    H = S^{M} E_i, \qquad
+    \hat y_{ui} = u_u^\top (i_i + h_i),
+
+    \mathcal L = \mathrm{BPR}(u, i + h) + \lambda \sum_{m \in \{\mathrm{img}, \mathrm{txt}\}}
+        \mathrm{BPR}\bigl(u, X_m W_m + b_m\bigr)
+        + \frac{\mu}{2B}\sum_b \bigl(\lVert e^{(0)}_{u_b}\rVert^2 + \lVert e^{(0)}_{i_b}\rVert^2
+        + \lVert e^{(0)}_{j_b}\rVert^2\bigr),
+
+with :math:`\lambda` = ``modality_weight`` (MMRec's ``reg_weight``) and
+:math:`\mu` = ``regularization`` (0 by default: MMRec's FREEDOM has no
+embedding L2). Edge pruning keeps :math:`\lfloor (1 - p)\,|E| \rfloor` edges
+sampled without replacement with probability proportional to
+:math:`1/\sqrt{d_u d_i}` (so edges between popular nodes go first), then
+renormalises the kept graph. Everything is linear in the parameters, so the
+gradients are written by hand: propagation is self-adjoint (its backward is
+the same call) and the modality graph's backward multiplies by :math:`S^\top`.
+
+The raw features stay fixed (MMRec also trains them as free embeddings; here
+only the projections :math:`W_m, b_m` learn, which keeps an epoch's cost
+independent of the feature dimension times the catalogue size).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._validation import check_features, check_float, check_int, check_random_state
+from ..graph import normalized_adjacency, propagate
+from ..knn import modality_graph
+from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
+from ..optim import row_grad
+from ..training import TripletSampler, train
+from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+
+__all__ = ["FREEDOM", "FreedomObjective", "prune_edges"]
+
+
+def prune_edges(train: sp.csr_matrix, weights: np.ndarray, dropout: float, rng: np.random.Generator) -> sp.csr_matrix:
+    """Degree-sensitive edge sample of a training matrix.
+
+    Keeps ``max(1, floor((1 - dropout) * nnz))`` edges drawn without
+    replacement with probability proportional to ``weights`` (the
+    Efraimidis-Spirakis keys :math:`-\\log(U)/w`: the smallest keys win, which
+    has the distribution of successive weighted draws without replacement,
+    like ``torch.multinomial(..., replacement=False)``).
+
+    Parameters
+    ----------
+    train : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Canonical binary matrix.
+    weights : ndarray of shape (nnz,)
+        Positive weight of each stored edge, in CSR order.
+    dropout : float
+        Fraction of edges to drop, in [0, 1).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n_users, n_items), float32
+        Binary matrix of the kept edges (sorted indices).
+    """
+    nnz = train.nnz
+    n_keep = max(1, int(nnz * (1.0 - dropout)))
+    if n_keep >= nnz:
+        return train
+    keys = rng.exponential(size=nnz) / weights
+    keep = np.sort(np.argpartition(keys, n_keep - 1)[:n_keep])
+    rows = np.repeat(np.arange(train.shape[0], dtype=np.int32), np.diff(train.indptr))[keep]
+    indptr = np.zeros(train.shape[0] + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=train.shape[0]), out=indptr[1:])
+    pruned = sp.csr_matrix((np.ones(n_keep, np.float32), train.indices[keep], indptr), shape=train.shape)
+    pruned.has_sorted_indices = True
+    return pruned
+
+
+class FreedomObjective:
+    """BPR objective of FREEDOM with hand-written gradients.
+
+    Parameters
+    ----------
+    train : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Canonical binary training matrix (the full user-item graph).
+    item_graph : scipy.sparse.csr_matrix of shape (n_items, n_items)
+        Frozen modality graph :math:`S`.
+    user, item : ndarray of shape (n_users, d) / (n_items, d)
+        Layer-0 ID embeddings.
+    features : dict of str to ndarray of shape (n_items, d_m)
+        ``"image"`` and/or ``"text"``.
+    projections : dict of str to tuple (ndarray (d_m, d), ndarray (d,))
+        :math:`(W_m, b_m)` keyed like ``features``.
+    n_layers : int
+        User-item propagation layers :math:`L`.
+    n_mm_layers : int
+        Modality-graph layers :math:`M`.
+    dropout : float
+        Fraction of training edges pruned each epoch (0 keeps the full graph).
+    modality_weight : float
+        :math:`\\lambda`.
+    regularization : float
+        :math:`\\mu`.
+
+    Notes
+    -----
+    Parameter names: ``"user"``, ``"item"``, ``"{m}_proj"``, ``"{m}_bias"``.
+    Until :meth:`start_epoch` is called the training graph is the full graph.
+    """
+
+    def __init__(self, train: sp.csr_matrix, item_graph: sp.csr_matrix, user, item, features: dict,
+                 projections: dict, n_layers: int, n_mm_layers: int, dropout: float,
+                 modality_weight: float, regularization: float):
+        dtype = user.dtype
+        self.train = train
+        self.full_graph = normalized_adjacency(train, dtype=dtype)
+        self.graph = self.full_graph
+        self.item_graph = sp.csr_matrix(item_graph, dtype=dtype)
+        self.item_graph_t = self.item_graph.T.tocsr()
+        self.features = features
+        self.n_layers = n_layers
+        self.n_mm_layers = n_mm_layers
+        self.dropout = dropout
+        self.modality_weight = modality_weight
+        self.regularization = regularization
+        self.edge_weights = self.full_graph.r_norm.data.astype(np.float64)
+        self.params = {"user": user, "item": item}
+        for m, (w, b) in projections.items():
+            self.params[f"{m}_proj"] = w
+            self.params[f"{m}_bias"] = b
+        self._grad_users = np.zeros_like(user)
+        self._grad_items = np.zeros_like(item)
+
+    def start_epoch(self, rng: np.random.Generator) -> None:
+        """Resample the pruned user-item graph used for this epoch's batches."""
+        if self.dropout > 0.0:
+            pruned = prune_edges(self.train, self.edge_weights, self.dropout, rng)
+            self.graph = normalized_adjacency(pruned, dtype=self.params["user"].dtype,
+                                              threaded=self.full_graph.threaded)
+
+    def _item_side(self, items: np.ndarray) -> np.ndarray:
+        """:math:`S^M` ``items``."""
+        for _ in range(self.n_mm_layers):
+            items = self.item_graph @ items
+        return items
+
+    def _item_side_backward(self, grad: np.ndarray) -> np.ndarray:
+        """:math:`(S^\\top)^M` ``grad``."""
+        for _ in range(self.n_mm_layers):
+            grad = self.item_graph_t @ grad
+        return grad
+
+    def _forward(self, graph):
+        users, items = propagate(graph, self.params["user"], self.params["item"], self.n_layers)
+        items += self._item_side(self.params["item"])
+        return users, items
+
+    def _projected(self, m: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(self.features[m][rows], dtype=self.params["user"].dtype)
+        return x @ self.params[f"{m}_proj"] + self.params[f"{m}_bias"], x
+
+    def loss_and_grads(self, users, pos, neg):
+        """Loss of a batch on the current training graph and the gradients of every parameter."""
+        p = self.params
+        batch = users.shape[0]
+        rows = np.concatenate([pos, neg])
+        final_users, final_items = self._forward(self.graph)
+        e_u = final_users[users]
+        loss, cache = bpr_forward(e_u, final_items[pos], final_items[neg])
+        d_u, d_i, d_j = bpr_backward(cache)
+        grads = {}
+        lam = self.modality_weight
+        for m in self.features:
+            proj, x = self._projected(m, rows)
+            m_loss, m_cache = bpr_forward(e_u, proj[:batch], proj[batch:])
+            m_du, m_di, m_dj = bpr_backward(m_cache)
+            loss += lam * m_loss
+            d_u += lam * m_du
+            d_proj = lam * np.concatenate([m_di, m_dj])
+            grads[f"{m}_proj"] = x.T @ d_proj
+            grads[f"{m}_bias"] = d_proj.sum(axis=0)
+        d_final_users = row_grad(users, d_u)
+        d_final_items = row_grad(rows, np.concatenate([d_i, d_j]))
+        g_users, g_items = self._grad_users, self._grad_items
+        g_users[d_final_users.rows] = d_final_users.values
+        g_items[d_final_items.rows] = d_final_items.values
+        d_users, d_items = propagate(self.graph, g_users, g_items, self.n_layers)
+        d_items += self._item_side_backward(g_items)
+        g_users[d_final_users.rows] = 0
+        g_items[d_final_items.rows] = 0
+        mu = self.regularization
+        if mu > 0.0:
+            ego_users, ego_items = p["user"][users], p["item"][rows]
+            loss += l2_forward(mu, batch, ego_users, ego_items)
+            reg_users = row_grad(users, l2_backward(mu, batch, ego_users))
+            reg_items = row_grad(rows, l2_backward(mu, batch, ego_items))
+            d_users[reg_users.rows] += reg_users.values
+            d_items[reg_items.rows] += reg_items.values
+        grads["user"] = d_users
+        grads["item"] = d_items
+        return loss, grads
+
+    def factors(self):
+        """Scoring factors on the full user-item graph: users (n_users, d), items (n_items, d)."""
+        return self._forward(self.full_graph)
+
+
+class FREEDOM(Recommender):
+    """FREEDOM: LightGCN on a pruned user-item graph plus ID embeddings smoothed on a frozen kNN item graph.
+
+    Defaults follow MMRec's FREEDOM configuration (embedding 64, kNN ``k=10``,
+    image weight 0.1, one modality-graph layer, two user-item layers, batch
+    2048, Adam lr 1e-3, early stopping on validation Recall@20 with patience
+    20); ``dropout`` and ``modality_weight`` are MMRec's searched
+    hyperparameters (grids {0.8, 0.9} and {0, 1e-5, 1e-4, 1e-3}).
+
+    Parameters
+    ----------
+    embedding_size : int, default=64
+        Size of ID embeddings and of the modality projections.
+    n_layers : int, default=2
+        User-item propagation layers (MMRec's ``n_ui_layers``).
+    n_mm_layers : int, default=1
+        Item-item propagation layers on the modality graph.
+    knn_k : int, default=10
+        Neighbours per item in each modality's kNN graph.
+    image_weight : float, default=0.1
+        Weight of the image graph in the mix (``mm_image_weight``).
+    dropout : float, default=0.8
+        Fraction of training edges pruned each epoch (degree-sensitive), in [0, 1).
+    modality_weight : float, default=1e-4
+        Weight :math:`\\lambda` of the modality BPR terms (MMRec's ``reg_weight``).
+    learning_rate : float, default=1e-3
+    regularization : float, default=0.0
+        L2 weight on the batch's layer-0 ID rows (MMRec uses none).
+    batch_size : int, default=2048
+    max_epochs : int, default=1000
+    patience : int, default=20
+    random_state : None, int or numpy.random.Generator, default=None
+    verbose : bool, default=False
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, embedding_size), float32
+        Users propagated on the full graph.
+    item_factors_ : ndarray of shape (n_items, embedding_size), float32
+        Items propagated on the full graph plus their modality-graph smoothing :math:`i + h`.
+    user_embeddings_, item_embeddings_ : ndarray, float32
+        Layer-0 ID embeddings.
+    item_graph_nnz_ : int
+        Stored entries of the frozen modality graph (the graph itself is not kept:
+        scoring needs only the factors).
+    history_ : list of dict
+    best_epoch_ : int
+
+    References
+    ----------
+    .. [1] X. Zhou, Z. Shen. "A Tale of Two Graphs: Freezing and Denoising Graph Structures
+       for Multimodal Recommendation." ACM Multimedia 2023.
+    """
+
+    requires_features = True
+
+    def __init__(
+        self,
+        embedding_size: int = 64,
+        n_layers: int = 2,
+        n_mm_layers: int = 1,
+        knn_k: int = 10,
+        image_weight: float = 0.1,
+        dropout: float = 0.8,
+        modality_weight: float = 1e-4,
+        learning_rate: float = 1e-3,
+        regularization: float = 0.0,
+        batch_size: int = 2048,
+        max_epochs: int = 1000,
+        patience: int = 20,
+        random_state=None,
+        verbose: bool = False,
+    ):
+        self.embedding_size = embedding_size
+        self.n_layers = n_layers
+        self.n_mm_layers = n_mm_layers
+        self.knn_k = knn_k
+        self.image_weight = image_weight
+        self.dropout = dropout
+        self.modality_weight = modality_weight
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
+        """Fit on a user-item matrix and item features.
+
+        Parameters
+        ----------
+        interactions : scipy.sparse matrix of shape (n_users, n_items)
+        img_feats : ndarray of shape (n_items, d_img), optional
+        txt_feats : ndarray of shape (n_items, d_txt), optional
+            At least one is required; all-zero rows mark items without that modality.
+        valid : scipy.sparse matrix of shape (n_users, n_items), optional
+            Validation interactions for early stopping.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            When both feature arguments are None (use LightGCN without features).
+        """
+        owner = type(self).__name__
+        check_training_params(self)
+        check_int(self.n_layers, "n_layers", owner, low=1)
+        check_int(self.n_mm_layers, "n_mm_layers", owner, low=0)
+        check_int(self.knn_k, "knn_k", owner, low=1)
+        check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
+        check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, closed="left")
+        check_float(self.modality_weight, "modality_weight", owner, low=0.0)
+        train_matrix, valid = check_fit_data(interactions, valid)
+        n_users, n_items = train_matrix.shape
+        given = {"image": check_features(img_feats, "img_feats", n_items),
+                 "text": check_features(txt_feats, "txt_feats", n_items)}
+        features = {m: f for m, f in given.items() if f is not None}
+        if not features:
+            raise ValueError(f"{owner} needs item features: img_feats and txt_feats are both None "
+                             "(LightGCN is its collaborative core without them).")
+        rng = check_random_state(self.random_state)
+        item_graph = modality_graph(given["image"], given["text"], self.knn_k, self.image_weight)
+        d = self.embedding_size
+        user = xavier_uniform(rng, n_users, d)
+        item = xavier_uniform(rng, n_items, d)
+        projections = {}
+        for m, f in features.items():
+            bound = 1.0 / np.sqrt(f.shape[1])  # PyTorch's nn.Linear default initialisation
+            projections[m] = (rng.uniform(-bound, bound, (f.shape[1], d)).astype(np.float32),
+                              rng.uniform(-bound, bound, d).astype(np.float32))
+        objective = FreedomObjective(
+            train_matrix, item_graph, user, item, features, projections, self.n_layers,
+            self.n_mm_layers, self.dropout, self.modality_weight, self.regularization,
+        )
+        result = train(
+            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
+            batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
+            valid=valid, exclude=train_matrix, verbose=self.verbose, owner=owner,
+        )
+        self.user_embeddings_ = objective.params["user"]
+        self.item_embeddings_ = objective.params["item"]
+        self.user_factors_, self.item_factors_ = objective.factors()
+        self.item_graph_nnz_ = int(item_graph.nnz)
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        return self

@@ -1,0 +1,263 @@
+r"""VBPR: visual (here: image and text) Bayesian personalised ranking.
+
+He & McAuley, "VBPR: Visual Bayesian Personalized Ranking from Implicit
+Feedback", AAAI 2016, in MMRec's form: the user vector has an ID part and a
+content part, the item vector is its ID embedding next to a linear projection
+of its concatenated features,
+
+.. math::
+
+    p_u = [\gamma_u ; \theta_u], \qquad
+    q_i = [\gamma_i ; E^\top f_i + c], \qquad
+    \hat y_{ui} = p_u^\top q_i \;(+\; \beta_i + \beta'^\top f_i),
+
+with :math:`f_i = [f^{\mathrm{img}}_i ; f^{\mathrm{txt}}_i]` (the projection of
+the concatenation is computed as :math:`E_{\mathrm{img}}^\top f^{\mathrm{img}}_i
++ E_{\mathrm{txt}}^\top f^{\mathrm{txt}}_i`, so the concatenated matrix is never
+built). The bracketed bias terms of the original paper are optional
+(``item_bias=True``); MMRec leaves them out. Trained with BPR and
+:math:`\frac{\lambda}{2B}\sum_b (\lVert p_{u_b}\rVert^2 + \lVert q_{i_b}\rVert^2 +
+\lVert q_{j_b}\rVert^2)` (the item vectors regularised whole, content part and
+bias included, as MMRec does). An item without features has
+:math:`q_i = [\gamma_i ; c]`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_bool, check_features, check_random_state
+from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
+from ..optim import row_grad
+from ..training import TripletSampler, train
+from ._base import Recommender, check_fit_data, check_training_params, xavier_normal, xavier_uniform
+
+__all__ = ["VBPR", "VBPRObjective"]
+
+
+class VBPRObjective:
+    """BPR objective of VBPR with hand-written gradients.
+
+    Parameters
+    ----------
+    user : ndarray of shape (n_users, 2 d)
+        :math:`[\\gamma_u ; \\theta_u]`.
+    item : ndarray of shape (n_items, d)
+        :math:`\\gamma_i`.
+    features : dict of str to ndarray of shape (n_items, d_m)
+        ``"image"`` and/or ``"text"`` features (any float dtype; gathered
+        rows are cast to the parameters' dtype).
+    projections : dict of str to ndarray of shape (d_m, d)
+        :math:`E_m`, keyed like ``features``.
+    proj_bias : ndarray of shape (d,)
+        :math:`c`.
+    regularization : float
+        :math:`\\lambda`.
+    item_bias : ndarray of shape (n_items, 1), optional
+        :math:`\\beta_i`; with it, ``feature_bias`` must be given too.
+    feature_bias : dict of str to ndarray of shape (d_m,), optional
+        :math:`\\beta'`, keyed like ``features``.
+
+    Notes
+    -----
+    Parameter names: ``"user"``, ``"item"``, ``"proj_bias"``,
+    ``"{m}_proj"`` and (with biases) ``"item_bias"``, ``"{m}_bias"``.
+    """
+
+    def __init__(self, user, item, features: dict, projections: dict, proj_bias, regularization: float,
+                 item_bias=None, feature_bias: dict | None = None):
+        self.features = features
+        self.regularization = regularization
+        self.use_bias = item_bias is not None
+        self.params = {"user": user, "item": item, "proj_bias": proj_bias}
+        for m, w in projections.items():
+            self.params[f"{m}_proj"] = w
+        if self.use_bias:
+            self.params["item_bias"] = item_bias
+            for m, w in feature_bias.items():
+                self.params[f"{m}_bias"] = w
+
+    def _gather(self, m: str, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.features[m][rows], dtype=self.params["item"].dtype)
+
+    def item_vectors(self, rows: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Item vectors :math:`q_i` (with the bias as a last column when used) of shape (r, 2d[+1])."""
+        p = self.params
+        gathered = {m: self._gather(m, rows) for m in self.features}
+        content = p["proj_bias"] + sum(f @ p[f"{m}_proj"] for m, f in gathered.items())
+        parts = [p["item"][rows], content]
+        if self.use_bias:
+            bias = p["item_bias"][rows] + sum((f @ p[f"{m}_bias"])[:, None] for m, f in gathered.items())
+            parts.append(bias)
+        return np.concatenate(parts, axis=1), gathered
+
+    def user_vectors(self, users: np.ndarray) -> np.ndarray:
+        """User vectors :math:`p_u` (with a constant 1 column when biases are used)."""
+        user = self.params["user"][users]
+        if self.use_bias:
+            user = np.concatenate([user, np.ones((user.shape[0], 1), dtype=user.dtype)], axis=1)
+        return user
+
+    def loss_and_grads(self, users, pos, neg):
+        """BPR + L2 loss of a batch; row-sparse gradients for the tables, dense for projections."""
+        p = self.params
+        d = p["item"].shape[1]
+        batch = users.shape[0]
+        rows = np.concatenate([pos, neg])
+        e_u = self.user_vectors(users)
+        q, gathered = self.item_vectors(rows)
+        q_pos, q_neg = q[:batch], q[batch:]
+        loss, cache = bpr_forward(e_u, q_pos, q_neg)
+        d_u, d_pos, d_neg = bpr_backward(cache)
+        d_q = np.concatenate([d_pos, d_neg])
+        reg = self.regularization
+        ego_u = p["user"][users]
+        loss += l2_forward(reg, batch, ego_u, q)
+        d_u = d_u[:, : 2 * d] + l2_backward(reg, batch, ego_u)
+        d_q += l2_backward(reg, batch, q)
+        d_content = d_q[:, d : 2 * d]
+        grads = {
+            "user": row_grad(users, d_u),
+            "item": row_grad(rows, d_q[:, :d]),
+            "proj_bias": d_content.sum(axis=0),
+        }
+        for m, f in gathered.items():
+            grads[f"{m}_proj"] = f.T @ d_content
+        if self.use_bias:
+            d_bias = d_q[:, 2 * d :]
+            grads["item_bias"] = row_grad(rows, d_bias)
+            for m, f in gathered.items():
+                grads[f"{m}_bias"] = f.T @ d_bias[:, 0]
+        return loss, grads
+
+    def factors(self, block_rows: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """User factors (n_users, 2d[+1]) and item factors (n_items, 2d[+1]) whose dot product is the score."""
+        n_items = self.params["item"].shape[0]
+        items = np.concatenate(
+            [self.item_vectors(np.arange(s, min(s + block_rows, n_items)))[0] for s in range(0, n_items, block_rows)]
+        )
+        return self.user_vectors(np.arange(self.params["user"].shape[0])), items
+
+
+class VBPR(Recommender):
+    """VBPR: BPR matrix factorisation with a content part projected from image and text features.
+
+    Defaults follow MMRec's VBPR (embedding 64 for each of the ID and content
+    parts, batch 2048, Adam lr 1e-3, Glorot initialisation, early stopping on
+    validation Recall@20 with patience 20, no bias terms). Features are used
+    as given; standardise or L2-normalise them when their scales differ a lot.
+
+    Parameters
+    ----------
+    embedding_size : int, default=64
+        Size ``d`` of the ID part and of the content part; user and item
+        vectors have ``2 d`` entries.
+    item_bias : bool, default=False
+        Add He & McAuley's item bias :math:`\\beta_i` and feature bias
+        :math:`\\beta'^\\top f_i` to the score (as an extra factor column).
+    learning_rate : float, default=1e-3
+    regularization : float, default=1e-4
+        L2 weight on the batch's user and item vectors.
+    batch_size : int, default=2048
+    max_epochs : int, default=1000
+    patience : int, default=20
+    random_state : None, int or numpy.random.Generator, default=None
+    verbose : bool, default=False
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, 2 embedding_size [+ 1]), float32
+        :math:`[\\gamma_u ; \\theta_u]` (and a column of ones with ``item_bias``).
+    item_factors_ : ndarray of shape (n_items, 2 embedding_size [+ 1]), float32
+        :math:`[\\gamma_i ; E^\\top f_i + c]` (and :math:`\\beta_i + \\beta'^\\top f_i`).
+    projection_ : ndarray of shape (d_img + d_txt, embedding_size), float32
+        :math:`E`, image rows first.
+    history_ : list of dict
+    best_epoch_ : int
+
+    References
+    ----------
+    .. [1] R. He, J. McAuley. "VBPR: Visual Bayesian Personalized Ranking from Implicit
+       Feedback." AAAI 2016.
+    .. [2] X. Zhou et al. "A Comprehensive Survey on Multimodal Recommender Systems:
+       Taxonomy, Evaluation, and Future Directions" (MMRec), 2023.
+    """
+
+    requires_features = True
+
+    def __init__(
+        self,
+        embedding_size: int = 64,
+        item_bias: bool = False,
+        learning_rate: float = 1e-3,
+        regularization: float = 1e-4,
+        batch_size: int = 2048,
+        max_epochs: int = 1000,
+        patience: int = 20,
+        random_state=None,
+        verbose: bool = False,
+    ):
+        self.embedding_size = embedding_size
+        self.item_bias = item_bias
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
+        """Fit on a user-item matrix and item features.
+
+        Parameters
+        ----------
+        interactions : scipy.sparse matrix of shape (n_users, n_items)
+        img_feats : ndarray of shape (n_items, d_img), optional
+        txt_feats : ndarray of shape (n_items, d_txt), optional
+            At least one of the two is required; all-zero rows mark items
+            without that modality.
+        valid : scipy.sparse matrix of shape (n_users, n_items), optional
+            Validation interactions for early stopping.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            When both feature arguments are None (use BPRMF without features).
+        """
+        owner = type(self).__name__
+        check_training_params(self)
+        check_bool(self.item_bias, "item_bias", owner)
+        train_matrix, valid = check_fit_data(interactions, valid)
+        n_users, n_items = train_matrix.shape
+        given = {"image": check_features(img_feats, "img_feats", n_items),
+                 "text": check_features(txt_feats, "txt_feats", n_items)}
+        features = {m: f for m, f in given.items() if f is not None}
+        if not features:
+            raise ValueError(f"{owner} needs item features: img_feats and txt_feats are both None "
+                             "(BPRMF is the same model without the content part).")
+        rng = check_random_state(self.random_state)
+        d = self.embedding_size
+        user = xavier_uniform(rng, n_users, 2 * d)
+        item = xavier_uniform(rng, n_items, d)
+        projections = {m: xavier_normal(rng, f.shape[1], d) for m, f in features.items()}
+        bias_args = {}
+        if self.item_bias:
+            bias_args = {"item_bias": np.zeros((n_items, 1), np.float32),
+                         "feature_bias": {m: np.zeros(f.shape[1], np.float32) for m, f in features.items()}}
+        objective = VBPRObjective(user, item, features, projections, np.zeros(d, np.float32),
+                                  self.regularization, **bias_args)
+        result = train(
+            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
+            batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
+            valid=valid, exclude=train_matrix, verbose=self.verbose, owner=owner,
+        )
+        self.user_factors_, self.item_factors_ = objective.factors()
+        self.projection_ = np.concatenate([objective.params[f"{m}_proj"] for m in features])
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        return self
