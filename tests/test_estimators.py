@@ -16,7 +16,19 @@ FAST = {"max_epochs": 3, "batch_size": 256}
 ESTIMATORS = {
     "BPRMF": lambda **kw: lgrec.BPRMF(**{**FAST, **kw}),
     "LightGCN": lambda **kw: lgrec.LightGCN(**{**FAST, **kw}),
+    "VBPR": lambda **kw: lgrec.VBPR(**{**FAST, **kw}),
+    "FREEDOM": lambda **kw: lgrec.FREEDOM(**{**FAST, **kw}),
 }
+# Estimators that refuse to fit without item features (they raise a ValueError saying so)
+NEEDS_FEATURES = {"VBPR", "FREEDOM"}
+
+
+def features_for(name, train):
+    """(img_feats, txt_feats) for a fit call: random features when ``name`` needs them, else (None, None)."""
+    if name not in NEEDS_FEATURES:
+        return None, None
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((train.shape[1], 4)).astype(np.float32), None
 # Estimators without iterative training (no epochs, no random_state): the parts of the contract that apply
 FIXED = {
     "Popularity": lgrec.Popularity,
@@ -73,8 +85,9 @@ def test_unfitted_model_raises_not_fitted(name):
 
 
 def test_same_random_state_gives_identical_models(name, synthetic):
-    a = ESTIMATORS[name](random_state=7).fit(synthetic.train, valid=synthetic.valid)
-    b = ESTIMATORS[name](random_state=7).fit(synthetic.train, valid=synthetic.valid)
+    feats = features_for(name, synthetic.train)
+    a = ESTIMATORS[name](random_state=7).fit(synthetic.train, *feats, valid=synthetic.valid)
+    b = ESTIMATORS[name](random_state=7).fit(synthetic.train, *feats, valid=synthetic.valid)
     np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
 
@@ -133,7 +146,7 @@ def test_clone_and_pipeline(name, synthetic):
     assert copy.get_params() == model.get_params() and copy is not model
     pipe = Pipeline([("model", ESTIMATORS[name](random_state=3))])
     pipe.set_params(model__learning_rate=0.005)
-    pipe.fit(synthetic.train)
+    pipe.fit(synthetic.train, features_for(name, synthetic.train)[0])  # Pipeline passes y on as img_feats
     assert pipe.named_steps["model"].learning_rate == 0.005
     with pytest.raises(ValueError, match="Invalid parameter 'nope'"):
         model.set_params(nope=1)
@@ -163,13 +176,13 @@ def test_bad_interactions_get_clear_errors(name):
 
 def test_non_csr_input_is_converted_with_a_warning(name, synthetic):
     with pytest.warns(DataWarning, match="coo_matrix"):
-        ESTIMATORS[name](max_epochs=1).fit(synthetic.train.tocoo())
+        ESTIMATORS[name](max_epochs=1).fit(synthetic.train.tocoo(), *features_for(name, synthetic.train))
 
 
 def test_users_without_interactions_warn(name):
     train = sp.csr_matrix(np.array([[1, 0, 1], [0, 0, 0], [0, 1, 0]], np.float32))
     with pytest.warns(DataWarning, match="1 user row"):
-        ESTIMATORS[name](max_epochs=1).fit(train)
+        ESTIMATORS[name](max_epochs=1).fit(train, *features_for(name, train))
 
 
 def test_save_load_gives_identical_recommendations(fitted, synthetic, tmp_path, name):
