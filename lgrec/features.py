@@ -993,9 +993,14 @@ def _write_features(encoder, inputs, ids, out_dir, prefix, source_desc, args):
     dim = encoder.dim
     features = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(len(inputs), dim))
     start = time.perf_counter()
-    _, failures = encoder.encode(inputs, out=features, return_failures=True)
+    try:
+        _, failures = encoder.encode(inputs, out=features, return_failures=True)
+        features.flush()
+    except BaseException:
+        del features
+        partial.unlink()
+        raise
     seconds = time.perf_counter() - start
-    features.flush()
     del features
     os.replace(partial, feat_path)
     np.save(ids_path, ids.astype(np.int64))
@@ -1005,6 +1010,7 @@ def _write_features(encoder, inputs, ids, out_dir, prefix, source_desc, args):
         "lgrec_version": lgrec.__version__,
         "onnxruntime_version": ort.__version__,
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "arguments": {k: v for k, v in vars(args).items() if k != "func"},
         "items_file": {"path": str(args.items), "sha256": sha256_file(args.items)},
         "source": source_desc,
         "features_file": feat_path.name,
