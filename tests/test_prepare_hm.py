@@ -208,7 +208,7 @@ def test_record_counts(tiny):
     assert counts["items_without_any_feature"] == 1
     assert counts["test_items_not_in_train"] == 1 and counts["valid_items_not_in_train"] == 1
     assert [f["itemID"] for f in record["image_failures"]] == [2]
-    assert record["sources"]["images_used"] == 5
+    assert record["sources"]["photo_files_found"] == 5
     assert record["image_preprocessing"]["model_sha256"] == P.sha256_file(tiny["models"]["image"])
     assert record["timestamp"].startswith("integer days since 1970-01-01")
 

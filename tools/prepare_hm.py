@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 import lgrec
-from lgrec.features import ImageEncoder, TextEncoder, default_text_model_path, sha256_file
+from lgrec.features import ImageEncoder, TextEncoder, default_n_threads, default_text_model_path, sha256_file
 
 TEXT_FIELDS = (
     "prod_name",
@@ -275,6 +275,72 @@ def count_summary(inter, has_image, has_text):
     return counts
 
 
+def encode_images(photo_paths, photo_exists, model, **encoder_kwargs):
+    """Image features of the items whose photo exists, one row per item (zero rows for the rest).
+
+    Parameters
+    ----------
+    photo_paths : list of pathlib.Path
+        One per item, in itemID order.
+    photo_exists : ndarray of shape (n_items,), bool
+    model : str or os.PathLike
+        ONNX image model.
+    **encoder_kwargs
+        Passed to :class:`lgrec.features.ImageEncoder`.
+
+    Returns
+    -------
+    features : ndarray of shape (n_items, d), float32
+    has_image : ndarray of shape (n_items,), bool
+        False also for photos that could not be decoded.
+    failures : list of dict
+        ``itemID``, ``path``, ``reason`` of each undecodable photo.
+    preprocessing : dict
+        The encoder's record of model sha256 and preprocessing.
+    """
+    encoder = ImageEncoder(model, **encoder_kwargs)
+    rows = np.flatnonzero(photo_exists)
+    features = np.zeros((len(photo_paths), encoder.dim), dtype=np.float32)
+    encoded, failures = encoder.encode([photo_paths[i] for i in rows], return_failures=True)
+    features[rows] = encoded
+    has_image = np.asarray(photo_exists, dtype=bool).copy()
+    has_image[rows[[f.index for f in failures]]] = False
+    listed = [{"itemID": int(rows[f.index]), "path": f.source, "reason": f.reason} for f in failures]
+    return features, has_image, listed, encoder.preprocessing()
+
+
+def encode_texts(texts, model, tokenizer, **encoder_kwargs):
+    """Text features of the items with a non-empty text, one row per item (zero rows for the rest).
+
+    Parameters
+    ----------
+    texts : list of str
+        One per item, in itemID order; empty for items without text.
+    model : str or os.PathLike or None
+        ONNX text model (None: the default int8 all-MiniLM-L6-v2).
+    tokenizer : str or os.PathLike
+    **encoder_kwargs
+        Passed to :class:`lgrec.features.TextEncoder`.
+
+    Returns
+    -------
+    features : ndarray of shape (n_items, d), float32
+    has_text : ndarray of shape (n_items,), bool
+    failures : list of dict
+    preprocessing : dict
+    """
+    encoder = TextEncoder(model, tokenizer, **encoder_kwargs)
+    rows = np.flatnonzero([bool(t) for t in texts])
+    features = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    encoded, failures = encoder.encode([texts[i] for i in rows], return_failures=True)
+    features[rows] = encoded
+    has_text = np.zeros(len(texts), dtype=bool)
+    has_text[rows] = True
+    has_text[rows[[f.index for f in failures]]] = False
+    listed = [{"itemID": int(rows[f.index]), "reason": f.reason} for f in failures]
+    return features, has_text, listed, encoder.preprocessing()
+
+
 def _versions():
     names = ("numpy", "pandas", "onnxruntime", "tokenizers", "PIL")
     return {name: getattr(importlib.import_module(name), "__version__", "?") for name in names}
@@ -338,28 +404,15 @@ def prepare(
     photo_paths = [image_path(src / "images", a) for a in items]
     photo_exists = np.array([p.is_file() for p in photo_paths])
 
-    image_encoder = ImageEncoder(image_model, batch_size=image_batch_size, n_threads=n_threads, progress=progress)
-    text_encoder = TextEncoder(
-        text_model, tokenizer, batch_size=text_batch_size, n_threads=n_threads, progress=progress
-    )
-
     t1 = time.perf_counter()
-    image_rows = np.flatnonzero(photo_exists)
-    image_feat = np.zeros((len(items), image_encoder.dim), dtype=np.float32)
-    encoded, image_failures = image_encoder.encode([photo_paths[i] for i in image_rows], return_failures=True)
-    image_feat[image_rows] = encoded
-    has_image = photo_exists.copy()
-    has_image[image_rows[[f.index for f in image_failures]]] = False
+    image_feat, has_image, image_failures, image_prep = encode_images(
+        photo_paths, photo_exists, image_model, batch_size=image_batch_size, n_threads=n_threads, progress=progress
+    )
     timings["image_seconds"] = time.perf_counter() - t1
-
     t2 = time.perf_counter()
-    text_rows = np.flatnonzero(np.array([bool(t) for t in texts]))
-    text_feat = np.zeros((len(items), text_encoder.dim), dtype=np.float32)
-    encoded, text_failures = text_encoder.encode([texts[i] for i in text_rows], return_failures=True)
-    text_feat[text_rows] = encoded
-    has_text = np.zeros(len(items), dtype=bool)
-    has_text[text_rows] = True
-    has_text[text_rows[[f.index for f in text_failures]]] = False
+    text_feat, has_text, text_failures, text_prep = encode_texts(
+        texts, text_model, tokenizer, batch_size=text_batch_size, n_threads=n_threads, progress=progress
+    )
     timings["text_seconds"] = time.perf_counter() - t2
 
     item_ids = np.arange(len(items), dtype=np.int64)
@@ -382,7 +435,7 @@ def prepare(
     ).to_csv(out / "item_info.csv", index=False)
     timings["total_seconds"] = time.perf_counter() - t0
 
-    used_photos = [photo_paths[i] for i in image_rows]
+    used_photos = [path for path, exists in zip(photo_paths, photo_exists) if exists]
     record = {
         "lgrec_version": lgrec.__version__,
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
@@ -391,17 +444,17 @@ def prepare(
             "transactions.csv": sha256_file(src / "transactions.csv"),
             "articles.csv": sha256_file(src / "articles.csv"),
             "images_manifest_sha256": images_manifest_sha256(used_photos, src / "images"),
-            "images_used": len(used_photos),
+            "photo_files_found": len(used_photos),
         },
         "split": {"rule": SPLIT_RULE, **split_info},
         "timestamp": "integer days since 1970-01-01 of the pair's earliest t_dat",
         "item_text": {"fields": list(TEXT_FIELDS), "separator": TEXT_SEPARATOR, "strip": True},
-        "image_preprocessing": image_encoder.preprocessing(),
-        "text_preprocessing": text_encoder.preprocessing(),
+        "image_preprocessing": image_prep,
+        "text_preprocessing": text_prep,
         "counts": count_summary(inter, has_image, has_text),
-        "image_failures": [{"itemID": int(image_rows[f.index]), "path": f.source, "reason": f.reason} for f in image_failures],
-        "text_failures": [{"itemID": int(text_rows[f.index]), "reason": f.reason} for f in text_failures],
-        "n_threads": n_threads,
+        "image_failures": image_failures,
+        "text_failures": text_failures,
+        "n_threads": n_threads or default_n_threads(),
         "timings": {k: round(v, 2) for k, v in timings.items()},
     }
     (out / "prepare_record.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
