@@ -18,18 +18,44 @@ import numpy as np
 __all__ = ["accumulate_rows", "adam_dense", "adam_rows"]
 
 
+@numba.njit(inline="always", cache=True)
+def _adam_entry(param, grad, m, v, i, step, beta1, beta2, eps, inv_sqrt_bc2):
+    g = grad[i]
+    mi = beta1 * m[i] + (1.0 - beta1) * g
+    vi = beta2 * v[i] + (1.0 - beta2) * g * g
+    m[i] = mi
+    v[i] = vi
+    param[i] -= step * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
-def adam_dense(param, grad, m, v, lr, beta1, beta2, eps, bc1, bc2):
-    """In-place Adam step on flat (1-D, contiguous) arrays of equal length."""
+def _adam_dense_parallel(param, grad, m, v, lr, beta1, beta2, eps, bc1, bc2):
     step = lr / bc1
     inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
     for i in numba.prange(param.shape[0]):
-        g = grad[i]
-        mi = beta1 * m[i] + (1.0 - beta1) * g
-        vi = beta2 * v[i] + (1.0 - beta2) * g * g
-        m[i] = mi
-        v[i] = vi
-        param[i] -= step * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+        _adam_entry(param, grad, m, v, i, step, beta1, beta2, eps, inv_sqrt_bc2)
+
+
+@numba.njit(nogil=True, cache=True)
+def _adam_dense_serial(param, grad, m, v, lr, beta1, beta2, eps, bc1, bc2):
+    step = lr / bc1
+    inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
+    for i in range(param.shape[0]):
+        _adam_entry(param, grad, m, v, i, step, beta1, beta2, eps, inv_sqrt_bc2)
+
+
+PARALLEL_MIN_SIZE = 1 << 18
+"""Arrays smaller than this are updated on one thread (a parallel launch costs more than it saves)."""
+
+
+def adam_dense(param, grad, m, v, lr, beta1, beta2, eps, bc1, bc2):
+    """In-place Adam step on flat (1-D, contiguous) arrays of equal length.
+
+    Runs on all Numba threads for arrays of at least :data:`PARALLEL_MIN_SIZE`
+    entries, on one thread below; the result is the same either way.
+    """
+    kernel = _adam_dense_parallel if param.shape[0] >= PARALLEL_MIN_SIZE else _adam_dense_serial
+    kernel(param, grad, m, v, lr, beta1, beta2, eps, bc1, bc2)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)

@@ -41,8 +41,8 @@ def _contains_sorted(indices, start, end, value):
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def sample_negatives(indptr, indices, users, n_items, seeds, block_size, out):
-    """Draw one negative item per user, uniform over the items the user has not seen.
+def sample_negatives(indptr, indices, users, candidates, seeds, block_size, out):
+    """Draw one negative item per user, uniform over the candidate items the user has not seen.
 
     Parameters
     ----------
@@ -52,18 +52,20 @@ def sample_negatives(indptr, indices, users, n_items, seeds, block_size, out):
         CSR column indices, sorted within each row.
     users : ndarray of shape (n,), int32 or int64
         User of each triplet.
-    n_items : int
-        Number of items; negatives are drawn from ``[0, n_items)``.
+    candidates : ndarray of shape (n_candidates,), int32 or int64
+        Items negatives are drawn from (``np.arange(n_items)`` for all items).
     seeds : ndarray of shape (ceil(n / block_size),), uint64
         One seed per block of ``block_size`` consecutive triplets.
     block_size : int
         Triplets per seed.
     out : ndarray of shape (n,), int32
-        Receives the negatives. A user who has seen every item gets ``-1``
-        (callers exclude such users before sampling).
+        Receives the negatives. A user who has seen at least as many items as
+        there are candidates gets ``-1``; callers exclude users who have seen
+        every candidate (otherwise the rejection loop would not end).
     """
     n = users.shape[0]
-    bound = np.uint64(n_items)
+    n_candidates = candidates.shape[0]
+    bound = np.uint64(n_candidates)
     for b in numba.prange(seeds.shape[0]):
         state = seeds[b]
         stop = min(n, (b + 1) * block_size)
@@ -71,12 +73,12 @@ def sample_negatives(indptr, indices, users, n_items, seeds, block_size, out):
             u = users[t]
             start = indptr[u]
             end = indptr[u + 1]
-            if end - start >= n_items:
+            if end - start >= n_candidates:
                 out[t] = -1
                 continue
             while True:
                 state, bits = splitmix64_next(state)
-                j = numba.int64(((bits >> np.uint64(32)) * bound) >> np.uint64(32))
+                j = candidates[numba.int64(((bits >> np.uint64(32)) * bound) >> np.uint64(32))]
                 if not _contains_sorted(indices, start, end, j):
                     break
             out[t] = j

@@ -12,9 +12,11 @@ from lgrec.kernels import accumulate_rows, adam_dense, adam_rows, hits_in_sorted
 from conftest import random_interactions
 
 
-def _sample(train, users, seeds, block):
+def _sample(train, users, seeds, block, candidates=None):
     out = np.empty(users.shape[0], dtype=np.int32)
-    sample_negatives(train.indptr, train.indices, users, train.shape[1], seeds, block, out)
+    if candidates is None:
+        candidates = np.arange(train.shape[1])
+    sample_negatives(train.indptr, train.indices, users, candidates, seeds, block, out)
     return out
 
 
@@ -40,6 +42,13 @@ def test_sampler_is_uniform_over_unseen_items():
     expected = 60000 / 3
     chi2 = float(np.sum((counts[[1, 2, 4]] - expected) ** 2 / expected))
     assert chi2 < 13.8  # 99.9 % quantile of chi-square with 2 degrees of freedom
+
+
+def test_sampler_draws_only_candidates():
+    train = sp.csr_matrix(np.array([[1, 0, 0, 1, 0, 0]], dtype=np.float32))
+    users = np.zeros(3000, dtype=np.int32)
+    neg = _sample(train, users, np.arange(1, 4, dtype=np.uint64), 1000, candidates=np.array([0, 2, 5]))
+    assert set(neg.tolist()) == {2, 5}
 
 
 def test_sampler_marks_users_who_saw_everything():
@@ -173,3 +182,17 @@ def test_accumulate_rows_matches_add_at(seed, n, n_out):
     expected = np.zeros((n_out, 3))
     np.add.at(expected, inverse, values)
     np.testing.assert_allclose(accumulate_rows(inverse, values, n_out), expected, atol=1e-12)
+
+
+def test_adam_parallel_and_serial_paths_agree_bit_for_bit():
+    from lgrec.kernels.optim import PARALLEL_MIN_SIZE, _adam_dense_parallel, _adam_dense_serial
+
+    rng = np.random.default_rng(3)
+    n = PARALLEL_MIN_SIZE + 17
+    states = [[np.abs(rng.standard_normal(n)).astype(np.float32) for _ in range(4)]]
+    states.append([a.copy() for a in states[0]])
+    args = (1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001)
+    _adam_dense_parallel(*states[0], *args)
+    _adam_dense_serial(*states[1], *args)
+    for a, b in zip(*states):
+        np.testing.assert_array_equal(a, b)

@@ -204,6 +204,11 @@ class RLMultimodalRec(Recommender):
         weight and no ID embedding (False = the direct reading of the paper).
     gate : {"learned", "average"}, default="learned"
         "average" fixes the gate at 0.5 (ablation).
+    negatives : {"interacted", "all"}, default="interacted"
+        Items BPR negatives are drawn from: those with at least one training
+        interaction, or all items. An item nobody has bought yet carries no
+        evidence of being disliked; drawing it as a negative teaches the model
+        that new items are bad, which is wrong exactly where content matters.
     feature_scaling : {"l2", "standard", "none"}, default="l2"
         Per-modality input scaling: L2-normalise each item's row, standardise
         each column (statistics over items that have the modality), or none.
@@ -247,6 +252,7 @@ class RLMultimodalRec(Recommender):
         content_weight: float = 1.0,
         cold_start: bool = True,
         gate: str = "learned",
+        negatives: str = "interacted",
         feature_scaling: str = "l2",
         batch_size: int = 2048,
         max_epochs: int = 1000,
@@ -261,6 +267,7 @@ class RLMultimodalRec(Recommender):
         self.content_weight = content_weight
         self.cold_start = cold_start
         self.gate = gate
+        self.negatives = negatives
         self.feature_scaling = feature_scaling
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -276,6 +283,7 @@ class RLMultimodalRec(Recommender):
         if not isinstance(self.cold_start, (bool, np.bool_)):
             raise ValueError(f"The 'cold_start' parameter of {owner} must be a bool. Got {self.cold_start!r} instead.")
         check_choice(self.gate, "gate", owner, ("learned", "average"))
+        check_choice(self.negatives, "negatives", owner, ("all", "interacted"))
         check_choice(self.feature_scaling, "feature_scaling", owner, ("l2", "standard", "none"))
 
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
@@ -316,8 +324,11 @@ class RLMultimodalRec(Recommender):
             self.regularization, self.content_weight, self.cold_start,
             fixed_gate=0.5 if self.gate == "average" else None,
         )
+        candidates = None
+        if self.negatives == "interacted":
+            candidates = np.flatnonzero(np.bincount(train_matrix.indices, minlength=n_items)).astype(np.int32)
         result = train(
-            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
+            objective, TripletSampler(train_matrix, candidates), rng=rng, learning_rate=self.learning_rate,
             batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
             valid=valid, exclude=train_matrix, verbose=self.verbose, owner=type(self).__name__,
         )
