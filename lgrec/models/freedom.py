@@ -42,6 +42,7 @@ from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..optim import row_grad
 from ..training import TripletSampler, train
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+from .vbpr import ItemFeatures
 
 __all__ = ["FREEDOM", "FreedomObjective", "prune_edges"]
 
@@ -125,7 +126,8 @@ class FreedomObjective:
         self.graph = self.full_graph
         self.item_graph = sp.csr_matrix(item_graph, dtype=dtype)
         self.item_graph_t = self.item_graph.T.tocsr()
-        self.features = features
+        self.features = ItemFeatures(features)
+        self.modalities = tuple(features)
         self.n_layers = n_layers
         self.n_mm_layers = n_mm_layers
         self.dropout = dropout
@@ -163,9 +165,14 @@ class FreedomObjective:
         items += self._item_side(self.params["item"])
         return users, items
 
-    def _projected(self, m: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = np.asarray(self.features[m][rows], dtype=self.params["user"].dtype)
-        return x @ self.params[f"{m}_proj"] + self.params[f"{m}_bias"], x
+    def _projected(self, m: str, rows: np.ndarray, selected: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """:math:`X_m W_m + b_m` for ``rows``; ``x`` holds the feature rows of the ``selected`` ones."""
+        bias = self.params[f"{m}_bias"]
+        out = np.empty((rows.shape[0], bias.shape[0]), dtype=bias.dtype)
+        out[...] = bias
+        if x.shape[0]:
+            out[selected] += x @ self.params[f"{m}_proj"]
+        return out
 
     def loss_and_grads(self, users, pos, neg):
         """Loss of a batch on the current training graph and the gradients of every parameter."""
@@ -178,14 +185,16 @@ class FreedomObjective:
         d_u, d_i, d_j = bpr_backward(cache)
         grads = {}
         lam = self.modality_weight
-        for m in self.features:
-            proj, x = self._projected(m, rows)
+        selected, gathered = self.features.lookup(rows, p["user"].dtype)
+        for m in self.modalities:
+            x = gathered[m]
+            proj = self._projected(m, rows, selected, x)
             m_loss, m_cache = bpr_forward(e_u, proj[:batch], proj[batch:])
             m_du, m_di, m_dj = bpr_backward(m_cache)
             loss += lam * m_loss
             d_u += lam * m_du
             d_proj = lam * np.concatenate([m_di, m_dj])
-            grads[f"{m}_proj"] = x.T @ d_proj
+            grads[f"{m}_proj"] = x.T @ d_proj[selected]
             grads[f"{m}_bias"] = d_proj.sum(axis=0)
         d_final_users = row_grad(users, d_u)
         d_final_items = row_grad(rows, np.concatenate([d_i, d_j]))

@@ -32,7 +32,56 @@ from ..optim import row_grad
 from ..training import TripletSampler, train
 from ._base import Recommender, check_fit_data, check_training_params, xavier_normal, xavier_uniform
 
-__all__ = ["VBPR", "VBPRObjective"]
+__all__ = ["ItemFeatures", "VBPR", "VBPRObjective"]
+
+
+class ItemFeatures:
+    """Item features of one or more modalities, held only for the items that have any.
+
+    Projections of all-zero rows are known without computing them (they are
+    the bias), so a batch multiplies only the rows of items with features:
+    on H&M, where three quarters of the catalogue has no features, that is a
+    fourfold saving on the largest matrix products.
+
+    Parameters
+    ----------
+    features : dict of str to ndarray of shape (n_items, d_m)
+        Any float dtype; all-zero rows mark items without that modality.
+
+    Attributes
+    ----------
+    items : ndarray of shape (n_with,), int64
+        Items with at least one non-zero feature row.
+    position : ndarray of shape (n_items,), int64
+        Row of each item in the compact arrays, -1 for items without features.
+    values : dict of str to ndarray of shape (n_with, d_m)
+        Compact features (the caller's arrays, uncopied, when every item has features).
+    """
+
+    def __init__(self, features: dict):
+        n_items = next(iter(features.values())).shape[0]
+        has = np.zeros(n_items, dtype=bool)
+        for f in features.values():
+            for start in range(0, n_items, 65536):
+                has[start : start + 65536] |= np.any(f[start : start + 65536] != 0, axis=1)
+        self.items = np.flatnonzero(has)
+        self.position = np.full(n_items, -1, dtype=np.int64)
+        self.position[self.items] = np.arange(self.items.shape[0])
+        every = self.items.shape[0] == n_items
+        self.values = {m: f if every else f[self.items] for m, f in features.items()}
+
+    def lookup(self, rows: np.ndarray, dtype) -> tuple[np.ndarray, dict]:
+        """Which of ``rows`` have features and their feature rows.
+
+        Returns
+        -------
+        selected : ndarray of shape (r,), bool
+        gathered : dict of str to ndarray of shape (n_selected, d_m), ``dtype``
+        """
+        index = self.position[rows]
+        selected = index >= 0
+        index = index[selected]
+        return selected, {m: np.asarray(v[index], dtype=dtype) for m, v in self.values.items()}
 
 
 class VBPRObjective:
@@ -66,7 +115,7 @@ class VBPRObjective:
 
     def __init__(self, user, item, features: dict, projections: dict, proj_bias, regularization: float,
                  item_bias=None, feature_bias: dict | None = None):
-        self.features = features
+        self.features = ItemFeatures(features)
         self.regularization = regularization
         self.use_bias = item_bias is not None
         self.params = {"user": user, "item": item, "proj_bias": proj_bias}
@@ -77,19 +126,25 @@ class VBPRObjective:
             for m, w in feature_bias.items():
                 self.params[f"{m}_bias"] = w
 
-    def _gather(self, m: str, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self.features[m][rows], dtype=self.params["item"].dtype)
+    def item_vectors(self, rows: np.ndarray) -> tuple[np.ndarray, tuple]:
+        """Item vectors :math:`q_i` (with the bias as a last column when used) of shape (r, 2d[+1]).
 
-    def item_vectors(self, rows: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Item vectors :math:`q_i` (with the bias as a last column when used) of shape (r, 2d[+1])."""
+        Also returns ``(selected, gathered)`` from :meth:`ItemFeatures.lookup` for the backward pass.
+        """
         p = self.params
-        gathered = {m: self._gather(m, rows) for m in self.features}
-        content = p["proj_bias"] + sum(f @ p[f"{m}_proj"] for m, f in gathered.items())
-        parts = [p["item"][rows], content]
+        item = p["item"]
+        selected, gathered = self.features.lookup(rows, item.dtype)
+        content = np.empty((rows.shape[0], item.shape[1]), dtype=item.dtype)
+        content[...] = p["proj_bias"]
+        if selected.any():
+            content[selected] += sum(f @ p[f"{m}_proj"] for m, f in gathered.items())
+        parts = [item[rows], content]
         if self.use_bias:
-            bias = p["item_bias"][rows] + sum((f @ p[f"{m}_bias"])[:, None] for m, f in gathered.items())
+            bias = p["item_bias"][rows].copy()
+            if selected.any():
+                bias[selected, 0] += sum(f @ p[f"{m}_bias"] for m, f in gathered.items())
             parts.append(bias)
-        return np.concatenate(parts, axis=1), gathered
+        return np.concatenate(parts, axis=1), (selected, gathered)
 
     def user_vectors(self, users: np.ndarray) -> np.ndarray:
         """User vectors :math:`p_u` (with a constant 1 column when biases are used)."""
@@ -105,7 +160,7 @@ class VBPRObjective:
         batch = users.shape[0]
         rows = np.concatenate([pos, neg])
         e_u = self.user_vectors(users)
-        q, gathered = self.item_vectors(rows)
+        q, (selected, gathered) = self.item_vectors(rows)
         q_pos, q_neg = q[:batch], q[batch:]
         loss, cache = bpr_forward(e_u, q_pos, q_neg)
         d_u, d_pos, d_neg = bpr_backward(cache)
@@ -115,19 +170,21 @@ class VBPRObjective:
         loss += l2_forward(reg, batch, ego_u, q)
         d_u = d_u[:, : 2 * d] + l2_backward(reg, batch, ego_u)
         d_q += l2_backward(reg, batch, q)
-        d_content = d_q[:, d : 2 * d]
+        d_content = np.ascontiguousarray(d_q[:, d : 2 * d])
         grads = {
             "user": row_grad(users, d_u),
             "item": row_grad(rows, d_q[:, :d]),
             "proj_bias": d_content.sum(axis=0),
         }
+        d_content_selected = d_content[selected]
         for m, f in gathered.items():
-            grads[f"{m}_proj"] = f.T @ d_content
+            grads[f"{m}_proj"] = f.T @ d_content_selected
         if self.use_bias:
-            d_bias = d_q[:, 2 * d :]
+            d_bias = np.ascontiguousarray(d_q[:, 2 * d :])
             grads["item_bias"] = row_grad(rows, d_bias)
+            d_bias_selected = np.ascontiguousarray(d_bias[selected, 0])
             for m, f in gathered.items():
-                grads[f"{m}_bias"] = f.T @ d_bias[:, 0]
+                grads[f"{m}_bias"] = f.T @ d_bias_selected
         return loss, grads
 
     def factors(self, block_rows: int = 8192) -> tuple[np.ndarray, np.ndarray]:
