@@ -178,23 +178,83 @@ def cmd_recommend(args) -> int:
     return 0
 
 
+def _compare_settings(pairs: list[str]) -> dict:
+    """``--set`` pairs of ``lgrec compare``: ``MODEL.NAME=VALUE`` for one model, ``NAME=VALUE`` for all."""
+    params: dict = {}
+    for key, value in _parse_sets(pairs).items():
+        model, _, name = key.rpartition(".")
+        if model and model not in MODELS:
+            raise SystemExit(f"lgrec: --set {key}=...: unknown model {model!r}; choose from {', '.join(sorted(MODELS))}")
+        params.setdefault(model or "*", {})[name] = value
+    return params
+
+
+def _grid_option(value):
+    if value is None:
+        return False
+    if value == "default":
+        return True
+    path = Path(value)
+    if not path.exists():
+        raise FileNotFoundError(f"grid file {value!r} does not exist (use --grid alone for the default grids).")
+    grid = json.loads(path.read_text())
+    if not isinstance(grid, dict) or not all(isinstance(v, dict) for v in grid.values()):
+        raise ValueError(f"{value}: a grid file holds {{model: {{parameter: [values]}}}}; got {type(grid).__name__}.")
+    return grid
+
+
+def _seeds_option(text: str) -> list[int]:
+    values = _int_list(text)
+    if len(values) == 1:
+        if values[0] < 1:
+            raise argparse.ArgumentTypeError(f"--seeds must be a positive count or a list of seeds; got {text!r}")
+        return list(range(values[0]))
+    return values
+
+
+def _check_plotting() -> None:
+    """Fail before training, not after, when --plots cannot work."""
+    from .plots import _pyplot
+
+    try:
+        _pyplot()
+    except ImportError as exc:
+        raise SystemExit(f"lgrec: --plots: {exc}") from None
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+
+    if args.plots:
+        _check_plotting()
+    grid, params = _grid_option(args.grid), _compare_settings(args.set)
+    dataset = load_mmrec(args.data_dir)
+    print(f"dataset {dataset.name}: {dataset.summary()}", file=sys.stderr)
+    comparison = compare(dataset, args.models, seeds=args.seeds, grid=grid, params=params,
+                         exclude_valid=args.exclude_valid, group_column=args.group_by, verbose=not args.quiet)
+    print(comparison.to_markdown())
+    if args.out:
+        for path in comparison.save(args.out, plots=args.plots):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args) -> int:
+    from .compare import DEMO_PARAMS, compare
     from .datasets import make_multimodal
 
+    if args.plots:
+        _check_plotting()
     dataset = make_multimodal(random_state=args.seed)
     print(f"generated dataset: {dataset.summary()}")
-    cold = dataset.cold_items("test")
-    print(f"{'model':<16} {'recall@20':>10} {'ndcg@20':>9} {'cold recall@20':>15} {'epochs':>7} {'fit s':>6}")
-    for name in args.models:
-        model = build_model(name, args.seed, {}, verbose=False)
-        started = time.perf_counter()
-        model.fit(dataset.train, dataset.image, dataset.text, valid=dataset.valid)
-        seconds = time.perf_counter() - started
-        test = evaluate(model, dataset.test, dataset.train, k=(20,))
-        cold_test = evaluate(model, restrict_items(dataset.test, cold), dataset.train, k=(20,))
-        epochs = len(getattr(model, "history_", [])) or "-"
-        print(f"{type(model).__name__:<16} {test['recall@20']:>10.4f} {test['ndcg@20']:>9.4f} "
-              f"{cold_test['recall@20']:>15.4f} {epochs:>7} {seconds:>6.1f}")
+    print(f"comparing {', '.join(args.models)} (demo settings {DEMO_PARAMS['*']}; early stopping on validation)")
+    seeds = [args.seed + i for i in range(args.seeds)]
+    comparison = compare(dataset, args.models, seeds=seeds, params=DEMO_PARAMS, group_column="category",
+                         verbose=args.verbose)
+    print(comparison.to_text())
+    if args.out:
+        for path in comparison.save(args.out, plots=args.plots):
+            print(f"wrote {path}")
     return 0
 
 
@@ -242,13 +302,51 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--json", action="store_true", help="print JSON (ids and scores)")
     rec.set_defaults(func=cmd_recommend)
 
-    demo = sub.add_parser("demo", help="train models on a generated multimodal dataset and print metrics",
-                          description="Generates a seeded synthetic dataset with planted image/text structure, "
-                                      "trains each model with early stopping and prints test metrics, "
-                                      "including Recall@20 on items never seen in training.")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--models", type=_model_list, default=["bpr", "lightgcn"],
-                      help=f"comma-separated, from {', '.join(model_names)}")
+    comp = sub.add_parser(
+        "compare", help="compare models on a dataset: seeds, validation grids, results table and plots",
+        description="Train each model with early stopping on the valid split (hyperparameters chosen on valid "
+                    "Recall@20 when --grid is given), evaluate the test split once per seed, and write "
+                    "DIR/results.md and DIR/results.json (mean ± std over seeds, fit time, epochs, cold-item "
+                    "Recall@20). Models that need item features are skipped, with a note, on datasets without.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  lgrec compare data/hm --seeds 3 --out results/hm --plots\n"
+               "  lgrec compare data/baby --models bpr,lightgcn --grid --out results/baby\n"
+               "  lgrec compare data/hm --models bpr,vbpr --set max_epochs=100 --set vbpr.item_bias=True",
+    )
+    comp.add_argument("data_dir", metavar="DATA_DIR", help="MMRec-format dataset folder")
+    comp.add_argument("--models", type=_model_list, default=list(MODELS),
+                      help=f"comma-separated (default: all), from {', '.join(model_names)}")
+    comp.add_argument("--seeds", type=_seeds_option, default=[0, 1, 2],
+                      help="number of seeds (3 = seeds 0,1,2) or a comma-separated list (default: 3)")
+    comp.add_argument("--grid", nargs="?", const="default", default=None, metavar="FILE",
+                      help="search hyperparameters on validation: alone, the small default grids "
+                           "(lgrec.compare.DEFAULT_GRIDS); with a JSON file {model: {param: [values]}}, those")
+    comp.add_argument("--set", action="append", default=[], metavar="[MODEL.]NAME=VALUE",
+                      help="fix a hyperparameter for one model (bpr.learning_rate=0.01) or for every model "
+                           "that has it (max_epochs=100); repeatable")
+    comp.add_argument("--out", metavar="DIR", help="write results.md, results.json (and plots) here")
+    comp.add_argument("--plots", action="store_true",
+                      help="also write PNG plots (validation curves, gate image share); needs matplotlib")
+    comp.add_argument("--group-by", default="auto", metavar="COLUMN",
+                      help="item_info column grouping the image-share plot (default: product_group_name if present)")
+    comp.add_argument("--exclude-valid", action="store_true",
+                      help="also exclude validation items when ranking for test (MMRec excludes train only)")
+    comp.add_argument("--quiet", action="store_true", help="no per-fit progress lines")
+    comp.set_defaults(func=cmd_compare)
+
+    demo = sub.add_parser("demo", help="compare models on a generated multimodal dataset (about a minute)",
+                          description="Generates a seeded synthetic dataset with planted image/text structure and "
+                                      "runs the same comparison as 'lgrec compare' with fast settings: every model "
+                                      "trained with early stopping, test metrics including Recall@20 on items never "
+                                      "seen in training.")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the data and of the first model fit")
+    demo.add_argument("--seeds", type=int, default=1, help="model seeds per model (default: 1)")
+    demo.add_argument("--models", type=_model_list, default=list(MODELS),
+                      help=f"comma-separated (default: all), from {', '.join(model_names)}")
+    demo.add_argument("--out", metavar="DIR", help="also write results.md / results.json here")
+    demo.add_argument("--plots", action="store_true", help="with --out, also write PNG plots (needs matplotlib)")
+    demo.add_argument("--verbose", action="store_true", help="one line per fit on stderr")
     demo.set_defaults(func=cmd_demo)
 
     register_feature_commands(sub)
