@@ -88,40 +88,75 @@ def environment():
 # ----------------------------------------------------------------------------
 
 
-def bench_images(paths, model, batch_size, repeats):
-    """End-to-end ImageEncoder vs raw session.run on pre-made tensors, alternating."""
+def _paired(runners, n_items, passes):
+    """Time each runner on each chunk in turn, so that paired runs see the same machine load.
+
+    ``runners`` maps a name to a list of callables, one per chunk (same chunks for every
+    name); each chunk's runs follow each other immediately. Returns items/s over all
+    chunks and passes, and, per other runner, its time divided by the first runner's ("raw") time: overall and per chunk.
+    """
+    names = list(runners)
+    seconds = {name: [] for name in names}
+    for _ in range(passes):
+        for chunk in range(len(runners[names[0]])):
+            for name in names:
+                start = time.perf_counter()
+                runners[name][chunk]()
+                seconds[name].append(time.perf_counter() - start)
+    sizes = np.tile(n_items, passes)
+    out = {"items_per_s": {}, "time_ratio_to_raw": {}}
+    for name in names:
+        t = np.asarray(seconds[name])
+        out["items_per_s"][name] = {
+            "overall": round(float(sizes.sum() / t.sum()), 2),
+            "per_chunk": _stats(sizes / t),
+        }
+    raw = np.asarray(seconds[names[0]])
+    for name in names[1:]:
+        ratio = np.asarray(seconds[name]) / raw
+        out["time_ratio_to_raw"][name] = {
+            "overall": round(float(np.sum(seconds[name]) / raw.sum()), 3),
+            "per_chunk_median": round(float(np.median(ratio)), 3),
+            "per_chunk_iqr": round(float(np.subtract(*np.percentile(ratio, [75, 25]))), 3),
+        }
+    return out
+
+
+def bench_images(paths, model, batch_size, chunk, passes):
+    """End-to-end ImageEncoder (with and without prefetch) vs raw session.run on pre-made tensors."""
     n = len(paths)
-    results = {"n_images": n, "batch_size": batch_size}
     pixels = np.stack([load_image_crop(p) for p in paths])
-    tensors = [normalize_pixels(pixels[s : s + batch_size]) for s in range(0, n, batch_size)]
     start = time.perf_counter()
     for p in paths:
         normalize_pixels(load_image_crop(p))
-    results["decode_preprocess_only_images_per_s_1_thread"] = round(n / (time.perf_counter() - start), 1)
+    decode_rate = n / (time.perf_counter() - start)
     encoders = {
-        "prefetch": ImageEncoder(model, batch_size=batch_size, prefetch=True, progress=False),
-        "no_prefetch": ImageEncoder(model, batch_size=batch_size, prefetch=False, progress=False),
+        "end_to_end_prefetch": ImageEncoder(model, batch_size=batch_size, prefetch=True, progress=False),
+        "end_to_end_no_prefetch": ImageEncoder(model, batch_size=batch_size, prefetch=False, progress=False),
     }
-    session = encoders["prefetch"].session
-    for enc in encoders.values():
-        enc.encode(paths[: 2 * batch_size])
-    session.run(["features"], {"pixel_values": tensors[0]})
-    rates = {"raw": [], "prefetch": [], "no_prefetch": []}
-    for _ in range(repeats):
-        for name, enc in encoders.items():
-            start = time.perf_counter()
-            enc.encode(paths)
-            rates[name].append(n / (time.perf_counter() - start))
-        start = time.perf_counter()
-        for x in tensors:
-            session.run(["features"], {"pixel_values": x})
-        rates["raw"].append(n / (time.perf_counter() - start))
-    results["images_per_s"] = {name: _stats(v) for name, v in rates.items()}
-    for name in ("prefetch", "no_prefetch"):
-        ratio = np.asarray(rates["raw"]) / np.asarray(rates[name])
-        results[f"raw_over_end_to_end_{name}"] = _stats(ratio)
-    results["raw_ms_per_image"] = round(1e3 / float(np.median(rates["raw"])), 2)
-    return results
+    session = encoders["end_to_end_prefetch"].session
+    chunks = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    tensors = [
+        [normalize_pixels(pixels[b : min(b + batch_size, e)]) for b in range(s, e, batch_size)] for s, e in chunks
+    ]
+
+    def raw(batches):
+        return lambda: [session.run(["features"], {"pixel_values": x}) for x in batches]
+
+    def e2e(enc, s, e):
+        return lambda: enc.encode(paths[s:e])
+
+    runners = {"raw": [raw(t) for t in tensors]}
+    for name, enc in encoders.items():
+        runners[name] = [e2e(enc, s, e) for s, e in chunks]
+    for fns in runners.values():
+        fns[0]()
+    sizes = np.array([e - s for s, e in chunks])
+    result = {"n_images": n, "batch_size": batch_size, "chunk": chunk, "passes": passes,
+              "decode_preprocess_only_images_per_s_1_thread": round(decode_rate, 1)}
+    result.update(_paired(runners, sizes, passes))
+    result["raw_ms_per_image"] = round(1e3 / result["items_per_s"]["raw"]["overall"], 2)
+    return result
 
 
 def _text_feeds(enc, texts):
@@ -142,39 +177,43 @@ def _text_feeds(enc, texts):
     return feeds
 
 
-def bench_texts(texts, tokenizer, batch_size, repeats):
-    """End-to-end TextEncoder vs raw session.run on the same pre-tokenised batches, alternating."""
+def bench_texts(texts, tokenizer, batch_size, chunk, passes):
+    """End-to-end TextEncoder vs raw session.run on the same pre-tokenised, length-sorted batches.
+
+    Each chunk of ``chunk`` texts is encoded as the encoder would (its ``chunk_size`` is
+    set to ``chunk``), so the raw runs see exactly the batches the encoder makes.
+    """
     n = len(texts)
-    enc = TextEncoder(tokenizer_path=tokenizer, batch_size=batch_size, progress=False)
-    feeds = _text_feeds(enc, texts)
+    enc = TextEncoder(tokenizer_path=tokenizer, batch_size=batch_size, chunk_size=chunk, progress=False)
+    chunks = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    feeds = [_text_feeds(enc, texts[s:e]) for s, e in chunks]
     lengths = np.array([len(e.ids) for e in enc.tokenizer.encode_batch(texts)])
-    enc.encode(texts[: 2 * batch_size])
     session = enc.session
-    session.run(None, feeds[0])
     start = time.perf_counter()
     enc.tokenizer.encode_batch(texts)
-    tokenize_s = time.perf_counter() - start
-    rates = {"raw": [], "end_to_end": []}
-    for _ in range(repeats):
-        start = time.perf_counter()
-        enc.encode(texts)
-        rates["end_to_end"].append(n / (time.perf_counter() - start))
-        start = time.perf_counter()
-        for feed in feeds:
-            session.run(None, feed)
-        rates["raw"].append(n / (time.perf_counter() - start))
-    ratio = np.asarray(rates["raw"]) / np.asarray(rates["end_to_end"])
-    return {
-        "n_texts": n,
-        "batch_size": batch_size,
+    tokenize_rate = n / (time.perf_counter() - start)
+
+    def raw(batches):
+        return lambda: [session.run(None, f) for f in batches]
+
+    def e2e(s, e):
+        return lambda: enc.encode(texts[s:e])
+
+    runners = {"raw": [raw(f) for f in feeds], "end_to_end": [e2e(s, e) for s, e in chunks]}
+    for fns in runners.values():
+        fns[0]()
+    sizes = np.array([e - s for s, e in chunks])
+    padded = sum(f["input_ids"].size for fs in feeds for f in fs)
+    result = {
+        "n_texts": n, "batch_size": batch_size, "chunk": chunk, "passes": passes,
         "tokens_per_text_mean": round(float(lengths.mean()), 1),
         "tokens_per_text_max": int(lengths.max()),
-        "padding_fraction": round(float(1 - lengths.sum() / sum(f["input_ids"].size for f in feeds)), 4),
-        "tokenize_only_texts_per_s": round(n / tokenize_s, 1),
-        "texts_per_s": {name: _stats(v) for name, v in rates.items()},
-        "raw_over_end_to_end": _stats(ratio),
-        "raw_ms_per_text": round(1e3 / float(np.median(rates["raw"])), 2),
+        "padding_fraction": round(float(1 - lengths.sum() / padded), 4),
+        "tokenize_only_texts_per_s": round(tokenize_rate, 1),
     }
+    result.update(_paired(runners, sizes, passes))
+    result["raw_ms_per_text"] = round(1e3 / result["items_per_s"]["raw"]["overall"], 2)
+    return result
 
 
 def bench_jpeg_draft(paths, model, factor=4):
@@ -299,7 +338,8 @@ def main(argv=None):
     parser.add_argument("--n-desc", type=int, default=1000, help="items re-encoded from detail_desc alone")
     parser.add_argument("--image-batch-size", type=int, default=32)
     parser.add_argument("--text-batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--chunk", type=int, default=128, help="items per timed run; raw and end-to-end runs alternate per chunk")
+    parser.add_argument("--passes", type=int, default=3, help="passes over all chunks")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "features.json"))
     args = parser.parse_args(argv)
@@ -315,13 +355,13 @@ def main(argv=None):
     photos = [photos[k] for k in np.sort(rng.choice(len(photos), size=min(args.n_images, len(photos)), replace=False))]
     image_model = models / "efficientnet-lite0.onnx"
     tokenizer = models / "all-minilm-l6-v2-tokenizer.json"
-    result["images"] = bench_images(photos, image_model, args.image_batch_size, args.repeats)
+    result["images"] = bench_images(photos, image_model, args.image_batch_size, args.chunk, args.passes)
     print(json.dumps({"images": result["images"]}, indent=2))
 
     articles = P.read_articles(src / "articles.csv")
     picks = np.sort(rng.choice(len(articles), size=min(args.n_texts, len(articles)), replace=False))
     texts = [P.item_text(row) for _, row in articles.iloc[picks].iterrows()]
-    result["texts"] = bench_texts(texts, tokenizer, args.text_batch_size, args.repeats)
+    result["texts"] = bench_texts(texts, tokenizer, args.text_batch_size, args.chunk, args.passes)
     print(json.dumps({"texts": result["texts"]}, indent=2))
 
     result["jpeg_draft"] = bench_jpeg_draft(photos[:32], image_model)
