@@ -24,8 +24,12 @@ from test_losses import _dense, _triplets
     fixed_gate=st.sampled_from([None, 0.5]),
     reg=st.floats(0.0, 0.3),
     dims=st.sampled_from([(3, 2), (3, 0), (0, 2)]),
+    content_skip=st.booleans(),
+    dropout=st.booleans(),
 )
-def test_whole_model_gradient_on_tiny_random_graphs(seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims):
+def test_whole_model_gradient_on_tiny_random_graphs(
+    seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, content_skip, dropout
+):
     rng = np.random.default_rng(seed)
     n_users, n_items, dim = 4, 6, 3
     train = sp.hstack([random_interactions(rng, n_users, n_items - 1, 0.3), sp.csr_matrix((n_users, 1))], format="csr")
@@ -42,9 +46,14 @@ def test_whole_model_gradient_on_tiny_random_graphs(seed, n_layers, content_weig
     objective = RLMMObjective(
         normalized_adjacency(train, dtype=np.float64), rng.standard_normal((n_users, dim)),
         rng.standard_normal((n_items, dim)), fusion, inputs, n_layers, reg, content_weight, cold_start, fixed_gate,
+        content_dropout=0.5 if dropout else 0.0, content_skip=content_skip,
     )
     users, pos, neg = _triplets(rng, train, 5)
     neg[0] = 5  # the cold item takes part
+    if dropout:  # fixed masks so the loss is a deterministic function of the parameters
+        has = objective.content_pos >= 0
+        masks = (rng.random(5) < 0.5) & has[pos], (rng.random(5) < 0.5) & has[neg]
+        objective.dropout_masks = lambda p, n: masks
     _, grads = objective.loss_and_grads(users, pos, neg)
     for name, param in objective.params.items():
         numeric = numeric_grad(lambda: objective.loss_and_grads(users, pos, neg)[0], param)

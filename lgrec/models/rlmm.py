@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._base import check_is_fitted
-from .._validation import check_choice, check_features, check_float, check_int, check_random_state
+from .._validation import check_bool, check_choice, check_features, check_float, check_int, check_random_state
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency, propagate
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
@@ -76,17 +76,25 @@ class RLMMObjective:
         Items without training edges use their content only, at full weight.
     fixed_gate : float or None
         Constant gate (ablation) instead of the learned one.
+    content_dropout : float
+        Probability that a batch item with features is represented by its content alone.
+    content_skip : bool
+        Add each item's fused content to its final embedding too (not only to layer 0).
     """
 
     def __init__(self, graph: BipartiteGraph, user, item, fusion, inputs: FusionInputs | None,
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
-                 fixed_gate: float | None = None):
+                 fixed_gate: float | None = None, content_dropout: float = 0.0, content_skip: bool = False):
         self.graph = graph
         self.inputs = inputs if inputs is not None and inputs.items.size else None
         self.n_layers = n_layers
         self.regularization = regularization
         self.content_weight = content_weight if self.inputs is not None else 0.0
         self.fixed_gate = fixed_gate
+        self.content_dropout = content_dropout
+        self.content_skip = content_skip
+        self._isolated_keep = 0.0 if content_skip else 1.0
+        self._rng = None
         self.params = {"user": user, "item": item, **(fusion if self.inputs is not None else {})}
         degree = np.diff(graph.r_norm_t.indptr)
         self.isolated = np.flatnonzero(degree == 0) if cold_start else np.empty(0, dtype=np.int64)
@@ -111,12 +119,6 @@ class RLMMObjective:
             items[self.inputs.items] += fused
         return self.params["user"], items
 
-    def _propagate(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Layer mean, with isolated items keeping their layer 0 at full weight (self-adjoint)."""
-        out_users, out_items = propagate(self.graph, users, items, self.n_layers)
-        out_items[self.isolated] = items[self.isolated]
-        return out_users, out_items
-
     def content_vectors(self, fused: np.ndarray | None, items: np.ndarray) -> np.ndarray:
         """Fused content of arbitrary items (zero for items without features), shape (len(items), d)."""
         dim = self.params["user"].shape[1]
@@ -126,32 +128,62 @@ class RLMMObjective:
         out[found] = fused[pos[found]]
         return out
 
+    def start_epoch(self, rng: np.random.Generator) -> None:
+        """Keep the fit's generator for the content-dropout masks of this epoch's batches."""
+        self._rng = rng
+
+    def dropout_masks(self, pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Which positives and negatives are represented by their content alone in this batch."""
+        if self.content_dropout == 0 or self.inputs is None:
+            return None
+        has_content = self.content_pos >= 0
+        draw = self._rng.random(pos.shape[0] * 2) < self.content_dropout
+        return draw[: pos.shape[0]] & has_content[pos], draw[pos.shape[0] :] & has_content[neg]
+
+    def _final(self, layer_users, layer_items, fused):
+        """Final embeddings: layer mean; isolated items keep layer 0 (or, with the skip, only content)."""
+        final_users, final_items = propagate(self.graph, layer_users, layer_items, self.n_layers)
+        final_items[self.isolated] = layer_items[self.isolated] * self._isolated_keep
+        if self.content_skip and fused is not None:
+            final_items[self.inputs.items] += fused
+        return final_users, final_items
+
     def loss_and_grads(self, users, pos, neg):
         """Loss of a batch and the gradients of every parameter."""
         fused, cache = self.content()
         layer_users, layer_items = self.layer0(fused)
-        final_users, final_items = self._propagate(layer_users, layer_items)
+        final_users, final_items = self._final(layer_users, layer_items, fused)
         batch = users.shape[0]
         items = np.concatenate([pos, neg])
-        e_u = final_users[users]
-        loss, bpr_cache = bpr_forward(e_u, final_items[pos], final_items[neg])
+        e_u, e_i, e_j = final_users[users], final_items[pos], final_items[neg]
+        masks = self.dropout_masks(pos, neg)
+        if masks is not None:
+            e_i[masks[0]] = self.content_vectors(fused, pos[masks[0]])
+            e_j[masks[1]] = self.content_vectors(fused, neg[masks[1]])
+        loss, bpr_cache = bpr_forward(e_u, e_i, e_j)
         d_u, d_i, d_j = bpr_backward(bpr_cache)
-        d_content = None
+        content_rows, content_grads = [], []
+        if masks is not None:
+            content_rows += [pos[masks[0]], neg[masks[1]]]
+            content_grads += [d_i[masks[0]], d_j[masks[1]]]
+            d_i[masks[0]] = 0
+            d_j[masks[1]] = 0
         if self.content_weight > 0:
-            c_i, c_j = self.content_vectors(fused, pos), self.content_vectors(fused, neg)
-            c_loss, c_cache = bpr_forward(e_u, c_i, c_j)
+            c_loss, c_cache = bpr_forward(e_u, self.content_vectors(fused, pos), self.content_vectors(fused, neg))
             cd_u, cd_i, cd_j = bpr_backward(c_cache)
             w = self.content_weight
             loss += w * c_loss
             d_u += w * cd_u
-            d_content = row_grad(items, w * np.concatenate([cd_i, cd_j]))
+            content_rows += [pos, neg]
+            content_grads += [w * cd_i, w * cd_j]
         d_final_users = row_grad(users, d_u)
         d_final_items = row_grad(items, np.concatenate([d_i, d_j]))
         g_users, g_items = self._grad_users, self._grad_items
         g_users[d_final_users.rows] = d_final_users.values
         g_items[d_final_items.rows] = d_final_items.values
         d_users, d_items = propagate(self.graph, g_users, g_items, self.n_layers)
-        d_items[self.isolated] = g_items[self.isolated]
+        d_items[self.isolated] = g_items[self.isolated] * self._isolated_keep
+        d_skip = g_items[self.inputs.items] if (self.content_skip and fused is not None) else None
         g_users[d_final_users.rows] = 0
         g_items[d_final_items.rows] = 0
         reg = self.regularization
@@ -164,16 +196,18 @@ class RLMMObjective:
         grads = {"user": d_users, "item": d_items if self.id_mask is None else d_items * self.id_mask}
         if fused is not None:
             d_fused = d_items[self.inputs.items]
-            if d_content is not None:
-                pos = self.content_pos[d_content.rows]
-                found = pos >= 0
-                d_fused[pos[found]] += d_content.values[found]
+            if d_skip is not None:
+                d_fused += d_skip
+            if content_rows:
+                direct = row_grad(np.concatenate(content_rows), np.concatenate(content_grads))
+                at = self.content_pos[direct.rows]
+                d_fused[at[at >= 0]] += direct.values[at >= 0]  # items without features have no content
             grads.update(fusion_backward(d_fused, self.params, self.inputs, cache))
         return loss, grads
 
     def factors(self):
         fused, _ = self.content()
-        return self._propagate(*self.layer0(fused))
+        return self._final(*self.layer0(fused), fused)
 
 
 class RLMultimodalRec(Recommender):
@@ -204,7 +238,7 @@ class RLMultimodalRec(Recommender):
         weight and no ID embedding (False = the direct reading of the paper).
     gate : {"learned", "average"}, default="learned"
         "average" fixes the gate at 0.5 (ablation).
-    negatives : {"interacted", "all"}, default="interacted"
+    negatives : {"all", "interacted"}, default="all"
         Items BPR negatives are drawn from: those with at least one training
         interaction, or all items. An item nobody has bought yet carries no
         evidence of being disliked; drawing it as a negative teaches the model
@@ -250,9 +284,11 @@ class RLMultimodalRec(Recommender):
         learning_rate: float = 1e-3,
         regularization: float = 1e-4,
         content_weight: float = 1.0,
+        content_dropout: float = 0.0,
+        content_skip: bool = False,
         cold_start: bool = True,
         gate: str = "learned",
-        negatives: str = "interacted",
+        negatives: str = "all",
         feature_scaling: str = "l2",
         batch_size: int = 2048,
         max_epochs: int = 1000,
@@ -265,6 +301,8 @@ class RLMultimodalRec(Recommender):
         self.learning_rate = learning_rate
         self.regularization = regularization
         self.content_weight = content_weight
+        self.content_dropout = content_dropout
+        self.content_skip = content_skip
         self.cold_start = cold_start
         self.gate = gate
         self.negatives = negatives
@@ -280,6 +318,8 @@ class RLMultimodalRec(Recommender):
         check_training_params(self)
         check_int(self.n_layers, "n_layers", owner, low=0)
         check_float(self.content_weight, "content_weight", owner, low=0.0)
+        check_float(self.content_dropout, "content_dropout", owner, low=0.0, high=1.0)
+        check_bool(self.content_skip, "content_skip", owner)
         if not isinstance(self.cold_start, (bool, np.bool_)):
             raise ValueError(f"The 'cold_start' parameter of {owner} must be a bool. Got {self.cold_start!r} instead.")
         check_choice(self.gate, "gate", owner, ("learned", "average"))
@@ -323,6 +363,7 @@ class RLMultimodalRec(Recommender):
             normalized_adjacency(train_matrix), user, item, fusion, inputs, self.n_layers,
             self.regularization, self.content_weight, self.cold_start,
             fixed_gate=0.5 if self.gate == "average" else None,
+            content_dropout=self.content_dropout, content_skip=self.content_skip,
         )
         candidates = None
         if self.negatives == "interacted":
