@@ -222,6 +222,15 @@ class Comparison:
             cells.append(_mean_std(m["mean"]["epochs"], m["std"]["epochs"], digits=0) if m["mean"]["epochs"] else "–")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        for key in ("recall@20", "ndcg@20"):
+            ranked = sorted(ok, key=lambda m: -m["mean"][key])
+            if len(ranked) > 1:
+                top = ranked[0]["mean"][key]
+                parts = [f"{ranked[0]['name']} {top:.4f}"] + [
+                    f"{m['name']} {m['mean'][key]:.4f} ({_relative(m['mean'][key], top)})" for m in ranked[1:]
+                ]
+                lines.append(f"Ranking by test {_pretty(key)}: " + " > ".join(parts) + ".")
+        lines.append("")
         lines.append(f"Wall time of the whole comparison: {self.wall_seconds:.1f} s ({self.wall_seconds / 60:.1f} min), "
                      f"{self.environment.get('numba_threads', '?')} threads, {self.environment.get('machine', '')}.")
         lines.append("")
@@ -265,6 +274,10 @@ class Comparison:
 def _pretty(key: str) -> str:
     name, k = key.split("@")
     return {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "map": "MAP"}[name] + "@" + k
+
+
+def _relative(value: float, best: float) -> str:
+    return f"{100.0 * (value - best) / best:+.0f}%" if best > 0 else "n/a"
 
 
 def _mean_std(mean: float, std: float, digits: int = 4) -> str:
