@@ -26,9 +26,12 @@ from test_losses import _dense, _triplets
     dims=st.sampled_from([(3, 2), (3, 0), (0, 2)]),
     content_skip=st.booleans(),
     dropout=st.booleans(),
+    featureless_ids_only=st.booleans(),
+    cold_scale=st.sampled_from([1.0, 0.6]),
 )
 def test_whole_model_gradient_on_tiny_random_graphs(
-    seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, content_skip, dropout
+    seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, content_skip, dropout, featureless_ids_only,
+    cold_scale,
 ):
     rng = np.random.default_rng(seed)
     n_users, n_items, dim = 4, 6, 3
@@ -47,6 +50,7 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         normalized_adjacency(train, dtype=np.float64), rng.standard_normal((n_users, dim)),
         rng.standard_normal((n_items, dim)), fusion, inputs, n_layers, reg, content_weight, cold_start, fixed_gate,
         content_dropout=0.5 if dropout else 0.0, content_skip=content_skip,
+        featureless_ids_only=featureless_ids_only, cold_scale=cold_scale,
     )
     users, pos, neg = _triplets(rng, train, 5)
     neg[0] = 5  # the cold item takes part

@@ -46,6 +46,7 @@ import argparse
 import hashlib
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -341,6 +342,21 @@ def encode_texts(texts, model, tokenizer, **encoder_kwargs):
     return features, has_text, listed, encoder.preprocessing()
 
 
+def _replace(path, write):
+    """Write a file through ``write(binary_file)`` into a temporary name, then rename it over ``path``.
+
+    Readers of an existing folder (e.g. a running experiment) never see a half-written file.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "wb") as fh:
+            write(fh)
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
 def _versions():
     names = ("numpy", "pandas", "onnxruntime", "tokenizers", "PIL")
     return {name: getattr(importlib.import_module(name), "__version__", "?") for name in names}
@@ -416,14 +432,7 @@ def prepare(
     timings["text_seconds"] = time.perf_counter() - t2
 
     item_ids = np.arange(len(items), dtype=np.int64)
-    inter.to_csv(out / "hm.inter", sep="\t", index=False)
-    np.save(out / "image_feat.npy", image_feat)
-    np.save(out / "image_item_ids.npy", item_ids)
-    np.save(out / "text_feat.npy", text_feat)
-    np.save(out / "text_item_ids.npy", item_ids)
-    pd.DataFrame({"article_id": items, "itemID": item_ids}).to_csv(out / "i_id_mapping.csv", index=False)
-    pd.DataFrame({"customer_id": users, "userID": np.arange(len(users))}).to_csv(out / "u_id_mapping.csv", index=False)
-    pd.DataFrame(
+    item_info = pd.DataFrame(
         {
             "itemID": item_ids,
             "article_id": items,
@@ -432,7 +441,18 @@ def prepare(
             "product_group_name": article_rows["product_group_name"].fillna("").to_numpy(),
             "product_type_name": article_rows["product_type_name"].fillna("").to_numpy(),
         }
-    ).to_csv(out / "item_info.csv", index=False)
+    )
+    _replace(out / "hm.inter", lambda f: inter.to_csv(f, sep="\t", index=False))
+    _replace(out / "image_feat.npy", lambda f: np.save(f, image_feat))
+    _replace(out / "image_item_ids.npy", lambda f: np.save(f, item_ids))
+    _replace(out / "text_feat.npy", lambda f: np.save(f, text_feat))
+    _replace(out / "text_item_ids.npy", lambda f: np.save(f, item_ids))
+    _replace(out / "i_id_mapping.csv", lambda f: pd.DataFrame({"article_id": items, "itemID": item_ids}).to_csv(f, index=False))
+    _replace(
+        out / "u_id_mapping.csv",
+        lambda f: pd.DataFrame({"customer_id": users, "userID": np.arange(len(users))}).to_csv(f, index=False),
+    )
+    _replace(out / "item_info.csv", lambda f: item_info.to_csv(f, index=False))
     timings["total_seconds"] = time.perf_counter() - t0
 
     used_photos = [path for path, exists in zip(photo_paths, photo_exists) if exists]
@@ -457,7 +477,7 @@ def prepare(
         "n_threads": n_threads or default_n_threads(),
         "timings": {k: round(v, 2) for k, v in timings.items()},
     }
-    (out / "prepare_record.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    _replace(out / "prepare_record.json", lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
     return record
 
 

@@ -84,7 +84,8 @@ class RLMMObjective:
 
     def __init__(self, graph: BipartiteGraph, user, item, fusion, inputs: FusionInputs | None,
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
-                 fixed_gate: float | None = None, content_dropout: float = 0.0, content_skip: bool = False):
+                 fixed_gate: float | None = None, content_dropout: float = 0.0, content_skip: bool = False,
+                 featureless_ids_only: bool = False, cold_scale: float = 1.0):
         self.graph = graph
         self.inputs = inputs if inputs is not None and inputs.items.size else None
         self.n_layers = n_layers
@@ -93,15 +94,20 @@ class RLMMObjective:
         self.fixed_gate = fixed_gate
         self.content_dropout = content_dropout
         self.content_skip = content_skip
-        self._isolated_keep = 0.0 if content_skip else 1.0
+        self._isolated_keep = 0.0 if content_skip else cold_scale
         self._rng = None
         self.params = {"user": user, "item": item, **(fusion if self.inputs is not None else {})}
         degree = np.diff(graph.r_norm_t.indptr)
         self.isolated = np.flatnonzero(degree == 0) if cold_start else np.empty(0, dtype=np.int64)
-        self.id_mask = (degree > 0).astype(user.dtype)[:, None] if cold_start else None
         self.content_pos = np.full(graph.n_items, -1, dtype=np.int64)
         if self.inputs is not None:
             self.content_pos[self.inputs.items] = np.arange(self.inputs.items.shape[0])
+        keep_id = np.ones(graph.n_items, dtype=bool)
+        if cold_start:
+            keep_id &= degree > 0
+        if featureless_ids_only:
+            keep_id &= self.content_pos < 0
+        self.id_mask = None if keep_id.all() else keep_id.astype(user.dtype)[:, None]
         self._grad_users = np.zeros_like(user)
         self._grad_items = np.zeros_like(item)
 
@@ -286,6 +292,8 @@ class RLMultimodalRec(Recommender):
         content_weight: float = 1.0,
         content_dropout: float = 0.0,
         content_skip: bool = False,
+        featureless_ids_only: bool = False,
+        cold_scale: float = 1.0,
         cold_start: bool = True,
         gate: str = "learned",
         negatives: str = "all",
@@ -303,6 +311,8 @@ class RLMultimodalRec(Recommender):
         self.content_weight = content_weight
         self.content_dropout = content_dropout
         self.content_skip = content_skip
+        self.featureless_ids_only = featureless_ids_only
+        self.cold_scale = cold_scale
         self.cold_start = cold_start
         self.gate = gate
         self.negatives = negatives
@@ -320,6 +330,8 @@ class RLMultimodalRec(Recommender):
         check_float(self.content_weight, "content_weight", owner, low=0.0)
         check_float(self.content_dropout, "content_dropout", owner, low=0.0, high=1.0)
         check_bool(self.content_skip, "content_skip", owner)
+        check_bool(self.featureless_ids_only, "featureless_ids_only", owner)
+        check_float(self.cold_scale, "cold_scale", owner, low=0.0)
         if not isinstance(self.cold_start, (bool, np.bool_)):
             raise ValueError(f"The 'cold_start' parameter of {owner} must be a bool. Got {self.cold_start!r} instead.")
         check_choice(self.gate, "gate", owner, ("learned", "average"))
@@ -364,6 +376,7 @@ class RLMultimodalRec(Recommender):
             self.regularization, self.content_weight, self.cold_start,
             fixed_gate=0.5 if self.gate == "average" else None,
             content_dropout=self.content_dropout, content_skip=self.content_skip,
+            featureless_ids_only=self.featureless_ids_only, cold_scale=self.cold_scale,
         )
         candidates = None
         if self.negatives == "interacted":
