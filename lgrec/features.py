@@ -583,10 +583,13 @@ class ImageEncoder:
         stop = min(start + len(buffer), len(images))
         pixels = np.empty((stop - start, self.crop, self.crop, 3), dtype=np.uint8)
         decode_errors = _decode_errors()
+        image_module = _import_optional("PIL.Image", "Image preprocessing")
         ok = []
         failures = []
         for index in range(start, stop):
             item = images[index]
+            if not isinstance(item, (str, os.PathLike, image_module.Image)):
+                raise TypeError(f"images[{index}] must be a path or a PIL.Image.Image; got {type(item).__name__}")
             try:
                 pixels[len(ok)] = load_image_crop(
                     item, resize=self.resize, crop=self.crop, resample=self.resample, jpeg_draft=self.jpeg_draft
@@ -643,6 +646,10 @@ class ImageEncoder:
         failures : list of MissingInput
             Only when ``return_failures`` is True, in input order.
         """
+        if isinstance(images, (str, os.PathLike)):
+            raise TypeError(
+                f"images must be a sequence of image paths; got a single path {os.fspath(images)!r} (wrap it in a list)"
+            )
         images = list(images)
         n = len(images)
         out = _prepare_out(out, n, self.dim)
@@ -723,8 +730,9 @@ class TextEncoder:
 
     Notes
     -----
-    A text that is None or empty (after stripping whitespace) is missing: its
-    row stays all-zero and it is reported like an undecodable image.
+    A text that is None, NaN (pandas' missing value) or empty after stripping
+    whitespace is missing: its row stays all-zero and it is reported like an
+    undecodable image.
     """
 
     def __init__(
@@ -841,7 +849,7 @@ class TextEncoder:
             "output_name": self.output_name,
             "pooling": self.pooling + (" over attention_mask" if self.pooling == "mean" else ""),
             "l2_normalize": self.normalize,
-            "missing_text": "None or empty after strip()",
+            "missing_text": "None, NaN or empty after strip()",
         }
 
     def _embed_sorted(self, encodings):
@@ -887,10 +895,12 @@ class TextEncoder:
         failures = []
         for index in range(start, stop):
             text = texts[index]
+            if isinstance(text, float) and np.isnan(text):
+                text = None
             if text is not None and not isinstance(text, str):
-                raise TypeError(f"texts[{index}] must be a str or None; got {type(text).__name__}")
+                raise TypeError(f"texts[{index}] must be a str, None or NaN; got {type(text).__name__}")
             if text is None or not text.strip():
-                failures.append(MissingInput(index, "" if text is None else text, "is empty or None"))
+                failures.append(MissingInput(index, "" if text is None else text, "is empty, None or NaN"))
                 continue
             rows.append(index)
             strings.append(text)
@@ -913,8 +923,8 @@ class TextEncoder:
 
         Parameters
         ----------
-        texts : sequence of str or None
-            One per output row. None or blank strings are missing.
+        texts : sequence of (str, None or NaN)
+            One per output row. None, NaN and blank strings are missing.
         out : ndarray of shape (n, d), float32, optional
             Where to write the features; every row is written.
         return_failures : bool, default False
@@ -929,6 +939,8 @@ class TextEncoder:
         failures : list of MissingInput
             Only when ``return_failures`` is True.
         """
+        if isinstance(texts, str):
+            raise TypeError(f"texts must be a sequence of str; got a single str {texts[:40]!r} (wrap it in a list)")
         texts = list(texts)
         n = len(texts)
         out = _prepare_out(out, n, self.dim)

@@ -356,6 +356,11 @@ def test_image_encoder_errors_name_the_argument(models, tmp_path):
         F.ImageEncoder(models["image"], crop=300).session
     with pytest.raises(ValueError, match=r"batch_size must be an int >= 1; got 0"):
         F.ImageEncoder(models["image"], batch_size=0).session
+    enc = F.ImageEncoder(models["image"], progress=False)
+    with pytest.raises(TypeError, match=r"images must be a sequence of image paths; got a single path 'x.jpg'"):
+        enc.encode("x.jpg")
+    with pytest.raises(TypeError, match=r"images\[1\] must be a path or a PIL.Image.Image; got int"):
+        enc.encode([tmp_path / "a.jpg", 3])
 
 
 def test_image_encoder_other_output(models, photos):
@@ -423,8 +428,12 @@ def test_missing_texts(models):
     assert [f.index for f in failures] == [1, 2]
     np.testing.assert_array_equal(feats[[1, 2]], 0.0)
     np.testing.assert_allclose(feats[3], numpy_text_model("blue"), rtol=1e-5, atol=1e-6)
-    with pytest.raises(TypeError, match="texts\\[1\\] must be a str or None; got int"):
+    with pytest.raises(TypeError, match="texts\\[1\\] must be a str, None or NaN; got int"):
         enc.encode(["red", 7])
+    with pytest.raises(TypeError, match="texts must be a sequence of str; got a single str 'red dress'"):
+        enc.encode("red dress")
+    feats, failures = enc.encode(pd.Series(["blue", np.nan]), return_failures=True)
+    assert [f.index for f in failures] == [1] and not feats[1].any()
 
 
 def test_text_model_without_token_types_and_pooled_output(tmp_path, models):
