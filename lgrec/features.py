@@ -466,7 +466,8 @@ class ImageEncoder:
     n_threads : int, optional
         onnxruntime intra-op threads; default :func:`default_n_threads`.
     progress : bool, default True
-        Draw a progress line on stderr.
+        Draw a progress bar on stderr (``lgrec._progress.ProgressBar``: only
+        when stderr is a terminal and the run lasts over a second).
 
     Notes
     -----
@@ -727,6 +728,7 @@ class TextEncoder:
     n_threads : int, optional
         onnxruntime intra-op threads; default :func:`default_n_threads`.
     progress : bool, default True
+        Draw a progress bar on stderr (only when stderr is a terminal).
 
     Notes
     -----
