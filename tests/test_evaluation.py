@@ -31,6 +31,8 @@ def mmrec_metrics(scores, truth, exclude, ks):
     truth_dense = truth.toarray() > 0
     users = np.flatnonzero(truth_dense.any(axis=1))
     max_k = max(ks)
+    if users.size == 0:  # nobody to evaluate: lgrec reports zeros
+        return {f"{m}@{k}": 0.0 for k in ks for m in ("recall", "ndcg", "precision", "map")}, 0
     topk = np.argsort(-masked[users], axis=1, kind="stable")[:, :max_k]
     pos_index = np.array([[truth_dense[u, i] for i in row] for u, row in zip(users, topk)])
     pos_len = truth_dense[users].sum(axis=1)
