@@ -76,8 +76,8 @@ def test_prune_edges_draws_proportionally_to_the_weights():
     # two edges, keep one: P(edge) = w / sum(w), as torch.multinomial's first draw
     train = sp.csr_matrix(np.array([[1.0, 1.0, 0.0]], np.float32))
     rng = np.random.default_rng(0)
-    kept_first = np.mean([prune_edges(train, np.array([3.0, 1.0]), 0.5, rng).indices[0] == 0 for _ in range(20000)])
-    assert abs(kept_first - 0.75) < 0.015
+    kept_first = np.mean([prune_edges(train, np.array([3.0, 1.0]), 0.5, rng).indices[0] == 0 for _ in range(8000)])
+    assert abs(kept_first - 0.75) < 0.02  # 4 standard errors
 
 
 def test_degree_sensitive_pruning_prefers_edges_of_rare_nodes():

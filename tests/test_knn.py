@@ -67,7 +67,7 @@ def test_fewer_items_with_features_than_k():
 def test_float32_blocks_agree_with_a_single_block():
     x = _features(np.random.default_rng(0), 500, 16, 0.3).astype(np.float32)
     whole = knn_adjacency(x, 10)
-    for rows in (1, 7, 128):
+    for rows in (3, 64):
         assert (knn_adjacency(x, 10, block_rows=rows) != whole).nnz == 0
 
 
