@@ -46,11 +46,11 @@ __all__ = ["DEFAULT_GRIDS", "DEMO_PARAMS", "Comparison", "compare", "expand_grid
 #: step of 1e-3; on small data a larger step reaches the same place in far fewer epochs), plus the
 #: parameters MMRec searches for FREEDOM (edge dropout, modality weight) and VBPR's optional biases.
 DEFAULT_GRIDS = {
-    "bpr": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-4, 1e-3]},
-    "lightgcn": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-4, 1e-3]},
-    "vbpr": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-4, 1e-3], "item_bias": [False, True]},
+    "bpr": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-3, 1e-2, 1e-1]},
+    "lightgcn": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-4, 1e-2]},
+    "vbpr": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-4, 1e-2], "item_bias": [False, True]},
     "freedom": {"learning_rate": [1e-3, 5e-3], "dropout": [0.8, 0.9], "modality_weight": [1e-4, 1e-3]},
-    "rlmm": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-4, 1e-3]},
+    "rlmm": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-4, 1e-2]},
 }
 
 #: Settings of ``lgrec demo``: a larger step and a short patience so that every model trains in seconds.
