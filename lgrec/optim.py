@@ -88,6 +88,7 @@ class Adam:
         self.beta2 = beta2
         self.eps = eps
         self.t = 0
+        self.steps = dict.fromkeys(params, 0)
         self.m = {name: np.zeros_like(p) for name, p in params.items()}
         self.v = {name: np.zeros_like(p) for name, p in params.items()}
 
@@ -100,13 +101,15 @@ class Adam:
             The parameters given at construction (same arrays), updated in place.
         grads : dict of str to ndarray or RowGrad
             Gradient per parameter name; dense gradients have the parameter's shape.
+            A parameter missing from ``grads`` is left alone, and its own step
+            count (used for the bias corrections) does not advance.
         """
         self.t += 1
-        bc1 = 1.0 - self.beta1 ** self.t
-        bc2 = 1.0 - self.beta2 ** self.t
-        args = (self.learning_rate, self.beta1, self.beta2, self.eps, bc1, bc2)
         for name, grad in grads.items():
             param = params[name]
+            self.steps[name] += 1
+            t = self.steps[name]
+            args = (self.learning_rate, self.beta1, self.beta2, self.eps, 1.0 - self.beta1**t, 1.0 - self.beta2**t)
             if isinstance(grad, RowGrad):
                 adam_rows(param, grad.rows, grad.values, self.m[name], self.v[name], *args)
             else:

@@ -52,3 +52,13 @@ def test_adam_rejects_a_gradient_of_the_wrong_shape():
 def test_rowgrad_to_dense():
     grad = RowGrad(np.array([2]), np.array([[1.0, 1.0]]))
     np.testing.assert_array_equal(grad.to_dense(3), [[0, 0], [0, 0], [1, 1]])
+
+
+def test_parameters_without_a_gradient_keep_their_own_step_count():
+    params = {"a": np.array([0.0]), "b": np.array([0.0])}
+    opt = Adam(params, learning_rate=0.01)
+    opt.step(params, {"a": np.array([1.0])})
+    opt.step(params, {"a": np.array([1.0]), "b": np.array([1.0])})
+    assert opt.steps == {"a": 2, "b": 1} and opt.t == 2
+    # b's first update is a first Adam step (bias corrections of step 1): lr * g / (|g| + eps)
+    np.testing.assert_allclose(params["b"], [-0.01 / (1 + 1e-8)], rtol=1e-12)
