@@ -214,10 +214,10 @@ def _seeds_option(text: str) -> list[int]:
 
 def _check_plotting() -> None:
     """Fail before training, not after, when --plots cannot work."""
-    from .plots import _pyplot
+    from .plots import _figure_class
 
     try:
-        _pyplot()
+        _figure_class()
     except ImportError as exc:
         raise SystemExit(f"lgrec: --plots: {exc}") from None
 

@@ -1,8 +1,10 @@
 """PNG figures of a comparison: validation curves and RLMultimodalRec's image share.
 
 matplotlib is an optional dependency (``pip install "lgrec[plots]"``); it is
-imported inside the functions that draw, with the non-interactive Agg
-backend, so importing :mod:`lgrec` never needs it.
+imported inside the functions that draw, so importing :mod:`lgrec` never
+needs it. Figures are built with :class:`matplotlib.figure.Figure` directly
+(no ``pyplot``), so drawing neither needs a display nor changes the backend
+of a running session.
 """
 
 from __future__ import annotations
@@ -16,17 +18,15 @@ __all__ = ["plot_image_share", "plot_validation_curves", "save_comparison_plots"
 _MAX_GROUPS = 11
 
 
-def _pyplot():
+def _figure_class():
+    """matplotlib's ``Figure``, or an ImportError that says how to install it."""
     try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - exercised by monkeypatching in tests
+        from matplotlib.figure import Figure
+    except ImportError as exc:
         raise ImportError(
             'lgrec\'s plots need matplotlib, an optional dependency: pip install "lgrec[plots]"'
         ) from exc
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure
 
 
 def plot_validation_curves(comparison, path) -> Path:
@@ -45,9 +45,11 @@ def plot_validation_curves(comparison, path) -> Path:
     -------
     pathlib.Path
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    import matplotlib
+
+    fig = _figure_class()(figsize=(8, 5), dpi=120)
+    ax = fig.subplots()
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     max_epoch = max([len(r["valid_curve"]) for m in comparison.ok_models() for r in m["runs"]] + [1])
     for index, model in enumerate(comparison.ok_models()):
         color = colors[index % len(colors)]
@@ -67,7 +69,6 @@ def plot_validation_curves(comparison, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -91,7 +92,7 @@ def plot_image_share(image_share: np.ndarray, path, groups: np.ndarray | None = 
     -------
     pathlib.Path
     """
-    plt = _pyplot()
+    figure_class = _figure_class()
     share = np.asarray(image_share, dtype=np.float64)
     known = np.isfinite(share)
     panels = [("all items", known)]
@@ -101,7 +102,8 @@ def plot_image_share(image_share: np.ndarray, path, groups: np.ndarray | None = 
             panels.append((str(label), known & (np.asarray(groups) == label)))
     n_cols = min(4, len(panels))
     n_rows = -(-len(panels) // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 2.4 * n_rows), dpi=110, squeeze=False)
+    fig = figure_class(figsize=(3.2 * n_cols, 2.4 * n_rows), dpi=110)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     edges = np.linspace(0.0, 1.0, bins + 1)
     for ax, (label, mask) in zip(axes.ravel(), panels):
         values = share[mask]
@@ -116,7 +118,6 @@ def plot_image_share(image_share: np.ndarray, path, groups: np.ndarray | None = 
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
