@@ -64,6 +64,32 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         assert_grad_close(_dense(grads[name], param.shape[0]), numeric, name=name)
 
 
+def test_content_refresh_window_sums_the_batch_gradients_of_the_fusion():
+    rng = np.random.default_rng(0)
+    train = random_interactions(rng, 6, 8, 0.3)
+    img, txt = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    inputs, _ = prepare_features(img, txt, 8, "none")
+
+    def objective(refresh):
+        r = np.random.default_rng(1)
+        fusion = {k: v.astype(np.float64) for k, v in init_fusion_params(r, 3, 2, 4).items()}
+        return RLMMObjective(normalized_adjacency(train, dtype=np.float64), r.standard_normal((6, 4)),
+                             r.standard_normal((8, 4)), fusion, inputs, 2, 0.1, 1.0, True, content_refresh=refresh)
+
+    windowed, exact = objective(3), objective(1)
+    batches = [_triplets(rng, train, 4) for _ in range(3)]
+    summed = {}
+    for step, batch in enumerate(batches):
+        _, grads = windowed.loss_and_grads(*batch)
+        _, reference = exact.loss_and_grads(*batch)
+        assert ("W_v" in grads) == (step == 2)  # fusion parameters move once per window
+        np.testing.assert_allclose(grads["user"], reference["user"], rtol=1e-12)
+        for key in ("W_v", "b_v", "W_t", "b_t", "W_g", "b_g"):
+            summed[key] = summed.get(key, 0) + reference[key]
+    for key, value in summed.items():
+        np.testing.assert_allclose(grads[key], value, rtol=1e-10, atol=1e-12)
+
+
 def test_without_features_and_cold_start_off_it_is_exactly_lightgcn(synthetic):
     kw = dict(max_epochs=4, batch_size=256, random_state=0)
     rlmm = lgrec.RLMultimodalRec(cold_start=False, **kw).fit(synthetic.train, valid=synthetic.valid)

@@ -80,12 +80,17 @@ class RLMMObjective:
         Probability that a batch item with features is represented by its content alone.
     content_skip : bool
         Add each item's fused content to its final embedding too (not only to layer 0).
+    content_refresh : int
+        Steps between recomputations of the fused content. The fusion
+        parameters take one Adam step per window with the gradient summed
+        over its batches (evaluated at the window's content); 1 is exact
+        per-batch training.
     """
 
     def __init__(self, graph: BipartiteGraph, user, item, fusion, inputs: FusionInputs | None,
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
                  fixed_gate: float | None = None, content_dropout: float = 0.0, content_skip: bool = False,
-                 featureless_ids_only: bool = False, cold_scale: float = 1.0):
+                 featureless_ids_only: bool = False, cold_scale: float = 1.0, content_refresh: int = 1):
         self.graph = graph
         self.inputs = inputs if inputs is not None and inputs.items.size else None
         self.n_layers = n_layers
@@ -95,6 +100,9 @@ class RLMMObjective:
         self.content_dropout = content_dropout
         self.content_skip = content_skip
         self._isolated_keep = 0.0 if content_skip else cold_scale
+        self.content_refresh = content_refresh
+        self._window = 0
+        self._fused = self._cache = self._acc_d_fused = None
         self._rng = None
         self.params = {"user": user, "item": item, **(fusion if self.inputs is not None else {})}
         degree = np.diff(graph.r_norm_t.indptr)
@@ -156,7 +164,9 @@ class RLMMObjective:
 
     def loss_and_grads(self, users, pos, neg):
         """Loss of a batch and the gradients of every parameter."""
-        fused, cache = self.content()
+        if self._window == 0 or self._fused is None:
+            self._fused, self._cache = self.content()
+        fused, cache = self._fused, self._cache
         layer_users, layer_items = self.layer0(fused)
         final_users, final_items = self._final(layer_users, layer_items, fused)
         batch = users.shape[0]
@@ -208,7 +218,11 @@ class RLMMObjective:
                 direct = row_grad(np.concatenate(content_rows), np.concatenate(content_grads))
                 at = self.content_pos[direct.rows]
                 d_fused[at[at >= 0]] += direct.values[at >= 0]  # items without features have no content
-            grads.update(fusion_backward(d_fused, self.params, self.inputs, cache))
+            self._acc_d_fused = d_fused if self._acc_d_fused is None else self._acc_d_fused + d_fused
+            self._window += 1
+            if self._window == self.content_refresh:
+                grads.update(fusion_backward(self._acc_d_fused, self.params, self.inputs, cache))
+                self._acc_d_fused, self._window = None, 0
         return loss, grads
 
     def factors(self):
@@ -294,6 +308,7 @@ class RLMultimodalRec(Recommender):
         content_skip: bool = False,
         featureless_ids_only: bool = False,
         cold_scale: float = 1.0,
+        content_refresh: int = 1,
         cold_start: bool = True,
         gate: str = "learned",
         negatives: str = "all",
@@ -313,6 +328,7 @@ class RLMultimodalRec(Recommender):
         self.content_skip = content_skip
         self.featureless_ids_only = featureless_ids_only
         self.cold_scale = cold_scale
+        self.content_refresh = content_refresh
         self.cold_start = cold_start
         self.gate = gate
         self.negatives = negatives
@@ -332,6 +348,7 @@ class RLMultimodalRec(Recommender):
         check_bool(self.content_skip, "content_skip", owner)
         check_bool(self.featureless_ids_only, "featureless_ids_only", owner)
         check_float(self.cold_scale, "cold_scale", owner, low=0.0)
+        check_int(self.content_refresh, "content_refresh", owner, low=1)
         if not isinstance(self.cold_start, (bool, np.bool_)):
             raise ValueError(f"The 'cold_start' parameter of {owner} must be a bool. Got {self.cold_start!r} instead.")
         check_choice(self.gate, "gate", owner, ("learned", "average"))
@@ -377,6 +394,7 @@ class RLMultimodalRec(Recommender):
             fixed_gate=0.5 if self.gate == "average" else None,
             content_dropout=self.content_dropout, content_skip=self.content_skip,
             featureless_ids_only=self.featureless_ids_only, cold_scale=self.cold_scale,
+            content_refresh=self.content_refresh,
         )
         candidates = None
         if self.negatives == "interacted":
