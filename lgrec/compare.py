@@ -409,8 +409,7 @@ def compare(
         results.append(entry)
         if requires_features(cls) and not has_features:
             entry["status"] = "skipped"
-            entry["note"] = (f"skipped: {cls.__name__} needs item features and this dataset has none "
-                             "(its collaborative core is in the table as bpr/lightgcn).")
+            entry["note"] = f"skipped: {cls.__name__} needs item features and this dataset has none."
             _log(verbose, f"[{name}] {entry['note']}")
             continue
         if not has_features and uses_features(cls):
