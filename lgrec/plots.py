@@ -73,7 +73,7 @@ def plot_validation_curves(comparison, path) -> Path:
 
 
 def plot_image_share(image_share: np.ndarray, path, groups: np.ndarray | None = None, *,
-                     title: str = "Image share of the gate per item", bins: int = 20) -> Path:
+                     title: str = "Image share of the gate per item", bins: int = 50) -> Path:
     """Histogram of the per-item image share of a gated model, overall and per item group.
 
     Parameters
@@ -86,7 +86,8 @@ def plot_image_share(image_share: np.ndarray, path, groups: np.ndarray | None = 
     groups : ndarray of shape (n_items,), optional
         A label per item (e.g. the product group); the largest groups get a panel each.
     title : str
-    bins : int, default=20
+    bins : int, default=50
+        Equal-width bins over [0, 1].
 
     Returns
     -------
