@@ -28,10 +28,11 @@ from test_losses import _dense, _triplets
     dropout=st.booleans(),
     featureless_ids_only=st.booleans(),
     cold_scale=st.sampled_from([1.0, 0.6]),
+    with_neighbors=st.booleans(),
 )
 def test_whole_model_gradient_on_tiny_random_graphs(
     seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, content_skip, dropout, featureless_ids_only,
-    cold_scale,
+    cold_scale, with_neighbors,
 ):
     rng = np.random.default_rng(seed)
     n_users, n_items, dim = 4, 6, 3
@@ -46,11 +47,16 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         img[3] = txt[3] = 0.0  # neither
     inputs, _ = prepare_features(img, txt, n_items, "none")
     fusion = {k: v.astype(np.float64) for k, v in init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim).items()}
+    neighbors = None
+    if with_neighbors:  # a random directed, row-stochastic graph: the backward pass must use its transpose
+        dense = (rng.random((n_items, n_items)) < 0.4) & ~np.eye(n_items, dtype=bool)
+        dense = dense / np.maximum(dense.sum(axis=1, keepdims=True), 1)
+        neighbors = sp.csr_matrix(dense)
     objective = RLMMObjective(
         normalized_adjacency(train, dtype=np.float64), rng.standard_normal((n_users, dim)),
         rng.standard_normal((n_items, dim)), fusion, inputs, n_layers, reg, content_weight, cold_start, fixed_gate,
         content_dropout=0.5 if dropout else 0.0, content_skip=content_skip,
-        featureless_ids_only=featureless_ids_only, cold_scale=cold_scale,
+        featureless_ids_only=featureless_ids_only, cold_scale=cold_scale, neighbors=neighbors, neighbor_weight=0.7,
     )
     users, pos, neg = _triplets(rng, train, 5)
     neg[0] = 5  # the cold item takes part

@@ -38,15 +38,18 @@ central differences).
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from .._base import check_is_fitted
 from .._validation import check_bool, check_choice, check_features, check_float, check_int, check_random_state
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency, propagate
+from ..knn import knn_adjacency
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..optim import row_grad
 from ..training import TripletSampler, train
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+from .baselines import normalized_content
 
 __all__ = ["RLMMObjective", "RLMultimodalRec"]
 
@@ -80,6 +83,11 @@ class RLMMObjective:
         Probability that a batch item with features is represented by its content alone.
     content_skip : bool
         Add each item's fused content to its final embedding too (not only to layer 0).
+    neighbors : scipy.sparse.csr_matrix of shape (n_items, n_items) or None
+        Row-stochastic content-neighbour graph :math:`N`; the final item
+        embeddings become :math:`E_I + \\beta N E_I`.
+    neighbor_weight : float
+        :math:`\\beta`.
     content_refresh : int
         Steps between recomputations of the fused content. The fusion
         parameters take one Adam step per window with the gradient summed
@@ -90,7 +98,8 @@ class RLMMObjective:
     def __init__(self, graph: BipartiteGraph, user, item, fusion, inputs: FusionInputs | None,
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
                  fixed_gate: float | None = None, content_dropout: float = 0.0, content_skip: bool = False,
-                 featureless_ids_only: bool = False, cold_scale: float = 1.0, content_refresh: int = 1):
+                 featureless_ids_only: bool = False, cold_scale: float = 1.0, content_refresh: int = 1,
+                 neighbors=None, neighbor_weight: float = 1.0):
         self.graph = graph
         self.inputs = inputs if inputs is not None and inputs.items.size else None
         self.n_layers = n_layers
@@ -101,6 +110,9 @@ class RLMMObjective:
         self.content_skip = content_skip
         self._isolated_keep = 0.0 if content_skip else cold_scale
         self.content_refresh = content_refresh
+        self.neighbors = neighbors
+        self.neighbors_t = None if neighbors is None else neighbors.T.tocsr()
+        self.neighbor_weight = neighbor_weight
         self._window = 0
         self._fused = self._cache = self._acc_d_fused = None
         self._rng = None
@@ -160,6 +172,8 @@ class RLMMObjective:
         final_items[self.isolated] = layer_items[self.isolated] * self._isolated_keep
         if self.content_skip and fused is not None:
             final_items[self.inputs.items] += fused
+        if self.neighbors is not None:
+            final_items = final_items + self.neighbor_weight * (self.neighbors @ final_items)
         return final_users, final_items
 
     def loss_and_grads(self, users, pos, neg):
@@ -197,9 +211,12 @@ class RLMMObjective:
         g_users, g_items = self._grad_users, self._grad_items
         g_users[d_final_users.rows] = d_final_users.values
         g_items[d_final_items.rows] = d_final_items.values
-        d_users, d_items = propagate(self.graph, g_users, g_items, self.n_layers)
-        d_items[self.isolated] = g_items[self.isolated] * self._isolated_keep
-        d_skip = g_items[self.inputs.items] if (self.content_skip and fused is not None) else None
+        g_final = g_items
+        if self.neighbors is not None:
+            g_final = g_items + self.neighbor_weight * (self.neighbors_t @ g_items)
+        d_users, d_items = propagate(self.graph, g_users, g_final, self.n_layers)
+        d_items[self.isolated] = g_final[self.isolated] * self._isolated_keep
+        d_skip = g_final[self.inputs.items] if (self.content_skip and fused is not None) else None
         g_users[d_final_users.rows] = 0
         g_items[d_final_items.rows] = 0
         reg = self.regularization
@@ -309,6 +326,8 @@ class RLMultimodalRec(Recommender):
         featureless_ids_only: bool = False,
         cold_scale: float = 1.0,
         content_refresh: int = 1,
+        n_neighbors: int = 0,
+        neighbor_weight: float = 1.0,
         cold_start: bool = True,
         gate: str = "learned",
         negatives: str = "all",
@@ -329,6 +348,8 @@ class RLMultimodalRec(Recommender):
         self.featureless_ids_only = featureless_ids_only
         self.cold_scale = cold_scale
         self.content_refresh = content_refresh
+        self.n_neighbors = n_neighbors
+        self.neighbor_weight = neighbor_weight
         self.cold_start = cold_start
         self.gate = gate
         self.negatives = negatives
@@ -349,6 +370,8 @@ class RLMultimodalRec(Recommender):
         check_bool(self.featureless_ids_only, "featureless_ids_only", owner)
         check_float(self.cold_scale, "cold_scale", owner, low=0.0)
         check_int(self.content_refresh, "content_refresh", owner, low=1)
+        check_int(self.n_neighbors, "n_neighbors", owner, low=0)
+        check_float(self.neighbor_weight, "neighbor_weight", owner, low=0.0)
         if not isinstance(self.cold_start, (bool, np.bool_)):
             raise ValueError(f"The 'cold_start' parameter of {owner} must be a bool. Got {self.cold_start!r} instead.")
         check_choice(self.gate, "gate", owner, ("learned", "average"))
@@ -385,9 +408,12 @@ class RLMultimodalRec(Recommender):
         item = xavier_uniform(rng, n_items, dim)
         inputs, stats = (None, {"image": None, "text": None})
         fusion = {}
+        neighbors = None
         if img is not None or txt is not None:
             inputs, stats = prepare_features(img, txt, n_items, self.feature_scaling)
             fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim)
+            if self.n_neighbors:
+                neighbors = content_neighbors(img, txt, n_items, self.n_neighbors)
         objective = RLMMObjective(
             normalized_adjacency(train_matrix), user, item, fusion, inputs, self.n_layers,
             self.regularization, self.content_weight, self.cold_start,
@@ -395,6 +421,7 @@ class RLMultimodalRec(Recommender):
             content_dropout=self.content_dropout, content_skip=self.content_skip,
             featureless_ids_only=self.featureless_ids_only, cold_scale=self.cold_scale,
             content_refresh=self.content_refresh,
+            neighbors=neighbors, neighbor_weight=self.neighbor_weight,
         )
         candidates = None
         if self.negatives == "interacted":
@@ -505,6 +532,25 @@ def _common_rows(img_feats, txt_feats) -> int:
     if len(shapes[0]) != 2:
         raise ValueError(f"features must be 2-D (n_new, d); got shape {shapes[0]}.")
     return shapes[0][0]
+
+
+def content_neighbors(img_feats, txt_feats, n_items: int, k: int) -> sp.csr_matrix:
+    """Row-stochastic graph of each item's ``k`` nearest other items by content cosine.
+
+    Content is the concatenation of the L2-normalised modalities (as in
+    :class:`lgrec.ContentKNN`); items without features have empty rows and columns.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n_items, n_items), float32
+    """
+    adjacency = knn_adjacency(normalized_content(img_feats, txt_feats, n_items), k + 1)
+    adjacency.setdiag(0)
+    adjacency.eliminate_zeros()
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    inv = np.zeros_like(degree)
+    np.divide(1.0, degree, out=inv, where=degree > 0)
+    return sp.csr_matrix(sp.diags(inv.astype(np.float32)) @ adjacency, dtype=np.float32)
 
 
 def _image_share(gate: np.ndarray) -> np.ndarray:
