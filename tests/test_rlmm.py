@@ -29,10 +29,11 @@ from test_losses import _dense, _triplets
     featureless_ids_only=st.booleans(),
     cold_scale=st.sampled_from([1.0, 0.6]),
     with_neighbors=st.booleans(),
+    featured_negatives=st.booleans(),
 )
 def test_whole_model_gradient_on_tiny_random_graphs(
     seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, content_skip, dropout, featureless_ids_only,
-    cold_scale, with_neighbors,
+    cold_scale, with_neighbors, featured_negatives,
 ):
     rng = np.random.default_rng(seed)
     n_users, n_items, dim = 4, 6, 3
@@ -57,6 +58,7 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         rng.standard_normal((n_items, dim)), fusion, inputs, n_layers, reg, content_weight, cold_start, fixed_gate,
         content_dropout=0.5 if dropout else 0.0, content_skip=content_skip,
         featureless_ids_only=featureless_ids_only, cold_scale=cold_scale, neighbors=neighbors, neighbor_weight=0.7,
+        content_negatives_featured=featured_negatives,
     )
     users, pos, neg = _triplets(rng, train, 5)
     neg[0] = 5  # the cold item takes part
@@ -64,6 +66,9 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         has = objective.content_pos >= 0
         masks = (rng.random(5) < 0.5) & has[pos], (rng.random(5) < 0.5) & has[neg]
         objective.dropout_masks = lambda p, n: masks
+    if featured_negatives:  # fixed content negatives so the loss is deterministic
+        fixed = rng.integers(0, n_items, 5)
+        objective.content_negatives = lambda u, n: fixed
     _, grads = objective.loss_and_grads(users, pos, neg)
     for name, param in objective.params.items():
         numeric = numeric_grad(lambda: objective.loss_and_grads(users, pos, neg)[0], param)

@@ -44,6 +44,7 @@ from .._base import check_is_fitted
 from .._validation import check_bool, check_choice, check_features, check_float, check_int, check_random_state
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency, propagate
+from ..kernels import sample_negatives
 from ..knn import knn_adjacency
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..optim import row_grad
@@ -88,6 +89,11 @@ class RLMMObjective:
         embeddings become :math:`E_I + \\beta N E_I`.
     neighbor_weight : float
         :math:`\\beta`.
+    content_negatives_featured : bool
+        The content-only BPR term compares each positive that has features
+        with a negative drawn among items that have features (uniformly,
+        never a positive of the user); positives without features drop out
+        of that term. Otherwise it reuses the batch's negatives.
     content_refresh : int
         Steps between recomputations of the fused content. The fusion
         parameters take one Adam step per window with the gradient summed
@@ -99,7 +105,7 @@ class RLMMObjective:
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
                  fixed_gate: float | None = None, content_dropout: float = 0.0, content_skip: bool = False,
                  featureless_ids_only: bool = False, cold_scale: float = 1.0, content_refresh: int = 1,
-                 neighbors=None, neighbor_weight: float = 1.0):
+                 neighbors=None, neighbor_weight: float = 1.0, content_negatives_featured: bool = False):
         self.graph = graph
         self.inputs = inputs if inputs is not None and inputs.items.size else None
         self.n_layers = n_layers
@@ -113,6 +119,7 @@ class RLMMObjective:
         self.neighbors = neighbors
         self.neighbors_t = None if neighbors is None else neighbors.T.tocsr()
         self.neighbor_weight = neighbor_weight
+        self.content_negatives_featured = content_negatives_featured and self.inputs is not None
         self._window = 0
         self._fused = self._cache = self._acc_d_fused = None
         self._rng = None
@@ -158,6 +165,16 @@ class RLMMObjective:
         """Keep the fit's generator for the content-dropout masks of this epoch's batches."""
         self._rng = rng
 
+    def content_negatives(self, users: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        """Negatives of the content-only BPR term: the batch's own, or fresh ones among items with features."""
+        if not self.content_negatives_featured:
+            return neg
+        out = np.empty(users.shape[0], dtype=np.int32)
+        seeds = self._rng.integers(0, np.iinfo(np.uint64).max, size=1, dtype=np.uint64, endpoint=True)
+        sample_negatives(self.graph.r_norm.indptr, self.graph.r_norm.indices, users, self.inputs.items,
+                         seeds, users.shape[0], out)
+        return np.where(out >= 0, out, neg)
+
     def dropout_masks(self, pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Which positives and negatives are represented by their content alone in this batch."""
         if self.content_dropout == 0 or self.inputs is None:
@@ -199,12 +216,14 @@ class RLMMObjective:
             d_i[masks[0]] = 0
             d_j[masks[1]] = 0
         if self.content_weight > 0:
-            c_loss, c_cache = bpr_forward(e_u, self.content_vectors(fused, pos), self.content_vectors(fused, neg))
+            c_neg = self.content_negatives(users, neg)
+            keep = (self.content_pos[pos] >= 0).astype(e_u.dtype)[:, None] if self.content_negatives_featured else 1.0
+            c_loss, c_cache = bpr_forward(e_u * keep, self.content_vectors(fused, pos), self.content_vectors(fused, c_neg))
             cd_u, cd_i, cd_j = bpr_backward(c_cache)
             w = self.content_weight
             loss += w * c_loss
-            d_u += w * cd_u
-            content_rows += [pos, neg]
+            d_u += w * cd_u * keep
+            content_rows += [pos, c_neg]
             content_grads += [w * cd_i, w * cd_j]
         d_final_users = row_grad(users, d_u)
         d_final_items = row_grad(items, np.concatenate([d_i, d_j]))
@@ -328,6 +347,7 @@ class RLMultimodalRec(Recommender):
         content_refresh: int = 1,
         n_neighbors: int = 0,
         neighbor_weight: float = 1.0,
+        content_negatives: str = "batch",
         cold_start: bool = True,
         gate: str = "learned",
         negatives: str = "all",
@@ -350,6 +370,7 @@ class RLMultimodalRec(Recommender):
         self.content_refresh = content_refresh
         self.n_neighbors = n_neighbors
         self.neighbor_weight = neighbor_weight
+        self.content_negatives = content_negatives
         self.cold_start = cold_start
         self.gate = gate
         self.negatives = negatives
@@ -372,6 +393,7 @@ class RLMultimodalRec(Recommender):
         check_int(self.content_refresh, "content_refresh", owner, low=1)
         check_int(self.n_neighbors, "n_neighbors", owner, low=0)
         check_float(self.neighbor_weight, "neighbor_weight", owner, low=0.0)
+        check_choice(self.content_negatives, "content_negatives", owner, ("batch", "featured"))
         if not isinstance(self.cold_start, (bool, np.bool_)):
             raise ValueError(f"The 'cold_start' parameter of {owner} must be a bool. Got {self.cold_start!r} instead.")
         check_choice(self.gate, "gate", owner, ("learned", "average"))
@@ -422,6 +444,7 @@ class RLMultimodalRec(Recommender):
             featureless_ids_only=self.featureless_ids_only, cold_scale=self.cold_scale,
             content_refresh=self.content_refresh,
             neighbors=neighbors, neighbor_weight=self.neighbor_weight,
+            content_negatives_featured=self.content_negatives == "featured",
         )
         candidates = None
         if self.negatives == "interacted":
