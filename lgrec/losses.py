@@ -26,13 +26,16 @@ from scipy.special import expit
 __all__ = ["bpr_backward", "bpr_forward", "l2_backward", "l2_forward"]
 
 
-def bpr_forward(user: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[float, tuple]:
+def bpr_forward(user: np.ndarray, pos: np.ndarray, neg: np.ndarray,
+                offset: np.ndarray | None = None) -> tuple[float, tuple]:
     """Mean BPR loss of a batch.
 
     Parameters
     ----------
     user, pos, neg : ndarray of shape (B, d)
         Final user, positive-item and negative-item vectors.
+    offset : ndarray of shape (B,), optional
+        Added to each margin :math:`x_b` (score terms without parameters).
 
     Returns
     -------
@@ -42,6 +45,8 @@ def bpr_forward(user: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> tuple[flo
     """
     diff = pos - neg
     x = np.einsum("bd,bd->b", user, diff)
+    if offset is not None:
+        x = x + offset
     loss = float(np.mean(np.logaddexp(0.0, -x)))
     return loss, (user, diff, x)
 

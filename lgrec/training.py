@@ -15,6 +15,8 @@ An objective is any object with
 - ``loss_and_grads(users, pos, neg) -> (loss, grads)`` for one batch, with
   ``grads`` keyed like ``params`` (dense arrays or :class:`lgrec.optim.RowGrad`);
 - ``factors() -> (user_factors, item_factors)`` at the current parameters;
+- optionally ``scorer()``, an object with ``score_users(user_ids)`` that
+  validation ranks with (default: the dot product of ``factors()``);
 - optionally ``start_epoch(rng)``, called before each epoch (FREEDOM resamples
   its pruned graph there).
 """
@@ -190,7 +192,8 @@ def train(
         _check_finite(epoch, loss, params, owner)
         record = {"epoch": epoch, "loss": loss, "train_seconds": train_seconds, "eval_seconds": 0.0}
         if valid is not None:
-            metrics = evaluate(_FactorScorer(*objective.factors()), valid, exclude, k=(10, 20))
+            scorer = objective.scorer() if hasattr(objective, "scorer") else _FactorScorer(*objective.factors())
+            metrics = evaluate(scorer, valid, exclude, k=(10, 20))
             record["eval_seconds"] = metrics.pop("seconds")
             metrics.pop("n_users")
             record.update({f"valid_{key}": value for key, value in metrics.items()})

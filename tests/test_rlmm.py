@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import lgrec
 from lgrec.fusion import init_fusion_params, prepare_features
 from lgrec.graph import normalized_adjacency
-from lgrec.models.rlmm import RLMMObjective
+from lgrec.models.rlmm import RLMMObjective, content_memory
 
 from conftest import random_interactions
 from gradcheck import assert_grad_close, numeric_grad
@@ -24,16 +24,10 @@ from test_losses import _dense, _triplets
     fixed_gate=st.sampled_from([None, 0.5]),
     reg=st.floats(0.0, 0.3),
     dims=st.sampled_from([(3, 2), (3, 0), (0, 2)]),
-    content_skip=st.booleans(),
-    dropout=st.booleans(),
-    featureless_ids_only=st.booleans(),
-    cold_scale=st.sampled_from([1.0, 0.6]),
-    with_neighbors=st.booleans(),
-    featured_negatives=st.booleans(),
+    memory_weight=st.sampled_from([0.0, 2.0]),
 )
 def test_whole_model_gradient_on_tiny_random_graphs(
-    seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, content_skip, dropout, featureless_ids_only,
-    cold_scale, with_neighbors, featured_negatives,
+    seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, memory_weight
 ):
     rng = np.random.default_rng(seed)
     n_users, n_items, dim = 4, 6, 3
@@ -48,31 +42,39 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         img[3] = txt[3] = 0.0  # neither
     inputs, _ = prepare_features(img, txt, n_items, "none")
     fusion = {k: v.astype(np.float64) for k, v in init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim).items()}
-    neighbors = None
-    if with_neighbors:  # a random directed, row-stochastic graph: the backward pass must use its transpose
-        dense = (rng.random((n_items, n_items)) < 0.4) & ~np.eye(n_items, dtype=bool)
-        dense = dense / np.maximum(dense.sum(axis=1, keepdims=True), 1)
-        neighbors = sp.csr_matrix(dense)
     objective = RLMMObjective(
         normalized_adjacency(train, dtype=np.float64), rng.standard_normal((n_users, dim)),
         rng.standard_normal((n_items, dim)), fusion, inputs, n_layers, reg, content_weight, cold_start, fixed_gate,
-        content_dropout=0.5 if dropout else 0.0, content_skip=content_skip,
-        featureless_ids_only=featureless_ids_only, cold_scale=cold_scale, neighbors=neighbors, neighbor_weight=0.7,
-        content_negatives_featured=featured_negatives,
+        memory=content_memory(train, inputs, 2), memory_weight=memory_weight,
     )
     users, pos, neg = _triplets(rng, train, 5)
     neg[0] = 5  # the cold item takes part
-    if dropout:  # fixed masks so the loss is a deterministic function of the parameters
-        has = objective.content_pos >= 0
-        masks = (rng.random(5) < 0.5) & has[pos], (rng.random(5) < 0.5) & has[neg]
-        objective.dropout_masks = lambda p, n: masks
-    if featured_negatives:  # fixed content negatives so the loss is deterministic
-        fixed = rng.integers(0, n_items, 5)
-        objective.content_negatives = lambda u, n: fixed
     _, grads = objective.loss_and_grads(users, pos, neg)
     for name, param in objective.params.items():
         numeric = numeric_grad(lambda: objective.loss_and_grads(users, pos, neg)[0], param)
         assert_grad_close(_dense(grads[name], param.shape[0]), numeric, name=name)
+
+
+def test_content_memory_matches_a_brute_force_oracle():
+    rng = np.random.default_rng(4)
+    train = random_interactions(rng, 5, 9, 0.3)
+    img, txt = rng.standard_normal((9, 4)), rng.standard_normal((9, 3))
+    img[7] = txt[7] = 0.0  # no features: no neighbours, nobody's neighbour
+    inputs, _ = prepare_features(img, txt, 9, "none")
+    memory = content_memory(train, inputs, 3).toarray()
+    unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-300)
+    content = np.hstack([unit(img), unit(txt)]) / np.sqrt(2)
+    content[7] = 0.0
+    cos = content @ content.T
+    similar = np.zeros((9, 9))
+    for i in range(9):
+        if i == 7:
+            continue
+        others = [j for j in np.argsort(-cos[i], kind="stable") if j not in (i, 7)][:3]
+        similar[i, others] = cos[i, others]
+    r = train.toarray()
+    expected = (r / r.sum(axis=1, keepdims=True)) @ similar.T
+    np.testing.assert_allclose(memory, expected, atol=1e-6)
 
 
 def test_content_refresh_window_sums_the_batch_gradients_of_the_fusion():
@@ -111,7 +113,7 @@ def test_without_features_and_cold_start_off_it_is_exactly_lightgcn(synthetic):
 
 @pytest.fixture(scope="module")
 def fitted(synthetic):
-    return lgrec.RLMultimodalRec(max_epochs=5, batch_size=256, learning_rate=0.01, random_state=0).fit(
+    return lgrec.RLMultimodalRec(max_epochs=5, batch_size=256, learning_rate=0.01, random_state=0, n_neighbors=5).fit(
         synthetic.train, synthetic.image, synthetic.text, valid=synthetic.valid
     )
 
@@ -157,8 +159,17 @@ def test_add_items_makes_new_items_recommendable(fitted, synthetic):
         model.add_items(np.full((1, new_img.shape[1]), np.nan), None)
 
 
+def test_scores_add_the_memory_term(fitted, synthetic):
+    users = np.array([0, 7])
+    memory = fitted._memory()
+    assert memory is not None and memory.nnz
+    expected = fitted.user_factors_[users] @ fitted.item_factors_.T + fitted.memory_weight * memory[users].toarray()
+    np.testing.assert_allclose(fitted.score_users(users), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_save_load_keeps_the_gate_and_the_fusion(fitted, tmp_path):
     loaded = lgrec.RLMultimodalRec.load(fitted.save(tmp_path / "rlmm"))
+    np.testing.assert_array_equal(loaded.score_users(np.arange(5)), fitted.score_users(np.arange(5)))
     np.testing.assert_array_equal(loaded.gate_, fitted.gate_)
     np.testing.assert_array_equal(loaded.image_share_, fitted.image_share_)
     np.testing.assert_array_equal(loaded.image_weights_, fitted.image_weights_)

@@ -12,22 +12,33 @@ LightGCN (:mod:`lgrec.graph`) propagates them and the score is a dot product:
     E = \frac{1}{L+1} \sum_{l=0}^{L} \hat A^l E^{(0)}, \qquad
     \hat y_{ui} = e_u^\top e_i .
 
-Two changes to that direct reading make content useful where it matters,
-items nobody bought in training (see ``benchmarks/README.md`` for the numbers):
+That direct reading ranks items nobody bought in training badly (see
+``benchmarks/README.md``, RLMultimodalRec section, for the measurements).
+Three changes fix it, each measured on the H&M data:
 
 1. ``cold_start=True``: an item without training interactions has no edges,
    so the layer mean keeps only :math:`1/(L+1)` of its layer 0, and its ID
    embedding only ever received gradient as a sampled negative. Such items use
-   :math:`e_i = f_i` (content at full weight, no ID embedding).
+   :math:`e_i = f_i`: content at full weight, no ID embedding.
 2. ``content_weight`` :math:`\lambda_c > 0`: content alone is trained to rank,
    with a second BPR term on :math:`e_u^\top (f_i - f_j)`, the score a cold
    item gets at inference.
+3. ``n_neighbors`` :math:`k > 0`: a content-neighbour memory. A factor model
+   of dimension :math:`d` sums a user's history into one vector, which blurs
+   near-duplicates (colour variants of a product the user bought) in long
+   histories. The score adds :math:`\alpha\, m_{ui}` with
+   :math:`m_{ui} = \frac{1}{|N_u|}\sum_{j \in N_u} s_{ij}`, where :math:`s_{ij}`
+   is the cosine of the raw item features when :math:`j` is among the
+   :math:`k` nearest items of :math:`i` (0 otherwise). :math:`m` is fixed; the
+   embeddings are trained with it in the score, so they learn what it misses.
 
-Loss of a batch of triplets :math:`(u, i, j)`:
+Loss of a batch of triplets :math:`(u, i, j)`, with
+:math:`x_{uij} = e_u^\top(e_i - e_j) + \alpha (m_{ui} - m_{uj})`:
 
 .. math::
 
-    \mathcal L = \mathrm{BPR}(e_u, e_i, e_j) + \lambda_c \,\mathrm{BPR}(e_u, f_i, f_j)
+    \mathcal L = \frac{1}{B}\sum_b \log(1 + e^{-x_b})
+        + \lambda_c \,\mathrm{BPR}(e_u, f_i, f_j)
         + \frac{\lambda}{2B} \sum_b \bigl(\lVert e^{(0)}_{u_b}\rVert^2
         + \lVert e^{(0)}_{i_b}\rVert^2 + \lVert e^{(0)}_{j_b}\rVert^2\bigr).
 
@@ -44,18 +55,57 @@ from .._base import check_is_fitted
 from .._validation import check_bool, check_choice, check_features, check_float, check_int, check_random_state
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency, propagate
-from ..kernels import sample_negatives
 from ..knn import knn_adjacency
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..optim import row_grad
 from ..training import TripletSampler, train
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
-from .baselines import normalized_content
 
-__all__ = ["RLMMObjective", "RLMultimodalRec"]
+__all__ = ["RLMMObjective", "RLMultimodalRec", "content_memory"]
 
 _FUSION_ATTRS = {"W_v": "image_weights_", "b_v": "image_bias_", "W_t": "text_weights_", "b_t": "text_bias_",
                  "W_g": "gate_weights_", "b_g": "gate_bias_"}
+
+
+def content_memory(train: sp.csr_matrix, inputs: FusionInputs, k: int) -> sp.csr_matrix:
+    """The content-neighbour memory :math:`m_{ui}` of every user and item.
+
+    Item content is the concatenation of the (scaled) modalities of
+    ``inputs``, each L2-normalised; :math:`s_{ij}` is the cosine of items
+    ``i`` and ``j`` when ``j`` is among the ``k`` most similar other items of
+    ``i``. Computed in blocks of items (:func:`lgrec.knn.knn_adjacency`).
+
+    Parameters
+    ----------
+    train : scipy.sparse.csr_matrix of shape (n_users, n_items)
+    inputs : FusionInputs
+    k : int
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n_users, n_items), float32
+        Row ``u`` is :math:`\\frac{1}{|N_u|} \\sum_{j \\in N_u} s_{\\cdot j}`.
+    """
+    n_content = inputs.items.shape[0]
+    blocks = []
+    for values, pos in ((inputs.image, inputs.image_pos), (inputs.text, inputs.text_pos)):
+        if values is not None:
+            block = np.zeros((n_content, values.shape[1]), dtype=np.float32)
+            norms = np.linalg.norm(values, axis=1, keepdims=True)
+            block[pos] = np.divide(values, norms, out=np.zeros_like(values), where=norms > 0)
+            blocks.append(block)
+    content = np.hstack(blocks)
+    content /= np.maximum(np.linalg.norm(content, axis=1, keepdims=True), 1e-12)
+    adjacency = knn_adjacency(content, min(k + 1, n_content))
+    adjacency.setdiag(0)
+    adjacency.eliminate_zeros()
+    rows = np.repeat(np.arange(n_content), np.diff(adjacency.indptr))
+    cosine = np.einsum("ij,ij->i", content[rows], content[adjacency.indices]).astype(np.float32)
+    items = inputs.items
+    similar = sp.csr_matrix((cosine, (items[rows], items[adjacency.indices])), shape=(inputs.n_items,) * 2)
+    degree = np.maximum(np.diff(train.indptr), 1).astype(np.float32)
+    memory = sp.diags(1.0 / degree) @ train @ similar.T
+    return sp.csr_matrix(memory, dtype=np.float32)
 
 
 class RLMMObjective:
@@ -80,65 +130,43 @@ class RLMMObjective:
         Items without training edges use their content only, at full weight.
     fixed_gate : float or None
         Constant gate (ablation) instead of the learned one.
-    content_dropout : float
-        Probability that a batch item with features is represented by its content alone.
-    content_skip : bool
-        Add each item's fused content to its final embedding too (not only to layer 0).
-    neighbors : scipy.sparse.csr_matrix of shape (n_items, n_items) or None
-        Row-stochastic content-neighbour graph :math:`N`; the final item
-        embeddings become :math:`E_I + \\beta N E_I`.
-    neighbor_weight : float
-        :math:`\\beta`.
-    content_negatives_featured : bool
-        The content-only BPR term compares each positive that has features
-        with a negative drawn among items that have features (uniformly,
-        never a positive of the user); positives without features drop out
-        of that term. Otherwise it reuses the batch's negatives.
     content_refresh : int
-        Steps between recomputations of the fused content. The fusion
+        Batches between recomputations of the fused content. The fusion
         parameters take one Adam step per window with the gradient summed
         over its batches (evaluated at the window's content); 1 is exact
         per-batch training.
+    memory : scipy.sparse.csr_matrix of shape (n_users, n_items) or None
+        Content-neighbour memory :math:`m` (:func:`content_memory`).
+    memory_weight : float
+        :math:`\\alpha`.
     """
 
     def __init__(self, graph: BipartiteGraph, user, item, fusion, inputs: FusionInputs | None,
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
-                 fixed_gate: float | None = None, content_dropout: float = 0.0, content_skip: bool = False,
-                 featureless_ids_only: bool = False, cold_scale: float = 1.0, content_refresh: int = 1,
-                 neighbors=None, neighbor_weight: float = 1.0, content_negatives_featured: bool = False):
+                 fixed_gate: float | None = None, content_refresh: int = 1, memory=None,
+                 memory_weight: float = 0.0):
         self.graph = graph
         self.inputs = inputs if inputs is not None and inputs.items.size else None
         self.n_layers = n_layers
         self.regularization = regularization
         self.content_weight = content_weight if self.inputs is not None else 0.0
         self.fixed_gate = fixed_gate
-        self.content_dropout = content_dropout
-        self.content_skip = content_skip
-        self._isolated_keep = 0.0 if content_skip else cold_scale
         self.content_refresh = content_refresh
-        self.neighbors = neighbors
-        self.neighbors_t = None if neighbors is None else neighbors.T.tocsr()
-        self.neighbor_weight = neighbor_weight
-        self.content_negatives_featured = content_negatives_featured and self.inputs is not None
-        self._window = 0
-        self._fused = self._cache = self._acc_d_fused = None
-        self._rng = None
+        self.memory = memory if memory_weight > 0 else None
+        self.memory_weight = memory_weight
         self.params = {"user": user, "item": item, **(fusion if self.inputs is not None else {})}
         degree = np.diff(graph.r_norm_t.indptr)
         self.isolated = np.flatnonzero(degree == 0) if cold_start else np.empty(0, dtype=np.int64)
+        self.id_mask = (degree > 0).astype(user.dtype)[:, None] if cold_start else None
         self.content_pos = np.full(graph.n_items, -1, dtype=np.int64)
         if self.inputs is not None:
             self.content_pos[self.inputs.items] = np.arange(self.inputs.items.shape[0])
-        keep_id = np.ones(graph.n_items, dtype=bool)
-        if cold_start:
-            keep_id &= degree > 0
-        if featureless_ids_only:
-            keep_id &= self.content_pos < 0
-        self.id_mask = None if keep_id.all() else keep_id.astype(user.dtype)[:, None]
         self._grad_users = np.zeros_like(user)
         self._grad_items = np.zeros_like(item)
+        self._window = 0
+        self._fused = self._cache = self._acc_d_fused = None
 
-    def content(self) -> tuple[np.ndarray, tuple | None]:
+    def content(self) -> tuple[np.ndarray | None, tuple | None]:
         """Fused content of the items with features, shape (n_content, d), and the fusion cache."""
         if self.inputs is None:
             return None, None
@@ -152,6 +180,12 @@ class RLMMObjective:
             items[self.inputs.items] += fused
         return self.params["user"], items
 
+    def final(self, layer_users: np.ndarray, layer_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Layer mean; with ``cold_start`` isolated items keep their layer 0 at full weight (self-adjoint)."""
+        final_users, final_items = propagate(self.graph, layer_users, layer_items, self.n_layers)
+        final_items[self.isolated] = layer_items[self.isolated]
+        return final_users, final_items
+
     def content_vectors(self, fused: np.ndarray | None, items: np.ndarray) -> np.ndarray:
         """Fused content of arbitrary items (zero for items without features), shape (len(items), d)."""
         dim = self.params["user"].shape[1]
@@ -161,37 +195,9 @@ class RLMMObjective:
         out[found] = fused[pos[found]]
         return out
 
-    def start_epoch(self, rng: np.random.Generator) -> None:
-        """Keep the fit's generator for the content-dropout masks of this epoch's batches."""
-        self._rng = rng
-
-    def content_negatives(self, users: np.ndarray, neg: np.ndarray) -> np.ndarray:
-        """Negatives of the content-only BPR term: the batch's own, or fresh ones among items with features."""
-        if not self.content_negatives_featured:
-            return neg
-        out = np.empty(users.shape[0], dtype=np.int32)
-        seeds = self._rng.integers(0, np.iinfo(np.uint64).max, size=1, dtype=np.uint64, endpoint=True)
-        sample_negatives(self.graph.r_norm.indptr, self.graph.r_norm.indices, users, self.inputs.items,
-                         seeds, users.shape[0], out)
-        return np.where(out >= 0, out, neg)
-
-    def dropout_masks(self, pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Which positives and negatives are represented by their content alone in this batch."""
-        if self.content_dropout == 0 or self.inputs is None:
-            return None
-        has_content = self.content_pos >= 0
-        draw = self._rng.random(pos.shape[0] * 2) < self.content_dropout
-        return draw[: pos.shape[0]] & has_content[pos], draw[pos.shape[0] :] & has_content[neg]
-
-    def _final(self, layer_users, layer_items, fused):
-        """Final embeddings: layer mean; isolated items keep layer 0 (or, with the skip, only content)."""
-        final_users, final_items = propagate(self.graph, layer_users, layer_items, self.n_layers)
-        final_items[self.isolated] = layer_items[self.isolated] * self._isolated_keep
-        if self.content_skip and fused is not None:
-            final_items[self.inputs.items] += fused
-        if self.neighbors is not None:
-            final_items = final_items + self.neighbor_weight * (self.neighbors @ final_items)
-        return final_users, final_items
+    def memory_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """:math:`\\alpha m_{ui}` for pairs of users and items, shape (len(users),)."""
+        return self.memory_weight * np.asarray(self.memory[users, items], dtype=self.params["user"].dtype).ravel()
 
     def loss_and_grads(self, users, pos, neg):
         """Loss of a batch and the gradients of every parameter."""
@@ -199,43 +205,30 @@ class RLMMObjective:
             self._fused, self._cache = self.content()
         fused, cache = self._fused, self._cache
         layer_users, layer_items = self.layer0(fused)
-        final_users, final_items = self._final(layer_users, layer_items, fused)
+        final_users, final_items = self.final(layer_users, layer_items)
         batch = users.shape[0]
         items = np.concatenate([pos, neg])
-        e_u, e_i, e_j = final_users[users], final_items[pos], final_items[neg]
-        masks = self.dropout_masks(pos, neg)
-        if masks is not None:
-            e_i[masks[0]] = self.content_vectors(fused, pos[masks[0]])
-            e_j[masks[1]] = self.content_vectors(fused, neg[masks[1]])
-        loss, bpr_cache = bpr_forward(e_u, e_i, e_j)
+        e_u = final_users[users]
+        offset = None
+        if self.memory is not None:
+            offset = self.memory_scores(users, pos) - self.memory_scores(users, neg)
+        loss, bpr_cache = bpr_forward(e_u, final_items[pos], final_items[neg], offset)
         d_u, d_i, d_j = bpr_backward(bpr_cache)
-        content_rows, content_grads = [], []
-        if masks is not None:
-            content_rows += [pos[masks[0]], neg[masks[1]]]
-            content_grads += [d_i[masks[0]], d_j[masks[1]]]
-            d_i[masks[0]] = 0
-            d_j[masks[1]] = 0
+        d_content = None
         if self.content_weight > 0:
-            c_neg = self.content_negatives(users, neg)
-            keep = (self.content_pos[pos] >= 0).astype(e_u.dtype)[:, None] if self.content_negatives_featured else 1.0
-            c_loss, c_cache = bpr_forward(e_u * keep, self.content_vectors(fused, pos), self.content_vectors(fused, c_neg))
+            c_loss, c_cache = bpr_forward(e_u, self.content_vectors(fused, pos), self.content_vectors(fused, neg))
             cd_u, cd_i, cd_j = bpr_backward(c_cache)
             w = self.content_weight
             loss += w * c_loss
-            d_u += w * cd_u * keep
-            content_rows += [pos, c_neg]
-            content_grads += [w * cd_i, w * cd_j]
+            d_u += w * cd_u
+            d_content = row_grad(items, w * np.concatenate([cd_i, cd_j]))
         d_final_users = row_grad(users, d_u)
         d_final_items = row_grad(items, np.concatenate([d_i, d_j]))
         g_users, g_items = self._grad_users, self._grad_items
         g_users[d_final_users.rows] = d_final_users.values
         g_items[d_final_items.rows] = d_final_items.values
-        g_final = g_items
-        if self.neighbors is not None:
-            g_final = g_items + self.neighbor_weight * (self.neighbors_t @ g_items)
-        d_users, d_items = propagate(self.graph, g_users, g_final, self.n_layers)
-        d_items[self.isolated] = g_final[self.isolated] * self._isolated_keep
-        d_skip = g_final[self.inputs.items] if (self.content_skip and fused is not None) else None
+        d_users, d_items = propagate(self.graph, g_users, g_items, self.n_layers)
+        d_items[self.isolated] = g_items[self.isolated]
         g_users[d_final_users.rows] = 0
         g_items[d_final_items.rows] = 0
         reg = self.regularization
@@ -248,12 +241,9 @@ class RLMMObjective:
         grads = {"user": d_users, "item": d_items if self.id_mask is None else d_items * self.id_mask}
         if fused is not None:
             d_fused = d_items[self.inputs.items]
-            if d_skip is not None:
-                d_fused += d_skip
-            if content_rows:
-                direct = row_grad(np.concatenate(content_rows), np.concatenate(content_grads))
-                at = self.content_pos[direct.rows]
-                d_fused[at[at >= 0]] += direct.values[at >= 0]  # items without features have no content
+            if d_content is not None:
+                at = self.content_pos[d_content.rows]
+                d_fused[at[at >= 0]] += d_content.values[at >= 0]  # items without features have no content
             self._acc_d_fused = d_fused if self._acc_d_fused is None else self._acc_d_fused + d_fused
             self._window += 1
             if self._window == self.content_refresh:
@@ -261,9 +251,31 @@ class RLMMObjective:
                 self._acc_d_fused, self._window = None, 0
         return loss, grads
 
-    def factors(self):
+    def factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Final user and item embeddings at the current parameters."""
         fused, _ = self.content()
-        return self._final(*self.layer0(fused), fused)
+        return self.final(*self.layer0(fused))
+
+    def scorer(self):
+        """What validation ranks with: the factors plus the memory term."""
+        return _MemoryScorer(*self.factors(), self.memory, self.memory_weight)
+
+
+class _MemoryScorer:
+    """Scores :math:`U V^\\top + \\alpha M` for blocks of users."""
+
+    def __init__(self, user_factors, item_factors, memory, memory_weight):
+        self.user_factors_, self.item_factors_ = user_factors, item_factors
+        self.n_users_, self.n_items_ = user_factors.shape[0], item_factors.shape[0]
+        self.memory, self.memory_weight = memory, memory_weight
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        scores = self.user_factors_[users] @ self.item_factors_.T
+        if self.memory is not None:
+            block = self.memory[users]
+            block.data *= self.memory_weight
+            scores[:, : block.shape[1]] += block.toarray()
+        return scores
 
 
 class RLMultimodalRec(Recommender):
@@ -275,9 +287,12 @@ class RLMultimodalRec(Recommender):
     the user-item graph. Items nobody interacted with in training are scored
     from their content alone, and :meth:`add_items` makes new catalogue items
     recommendable without retraining. ``gate_`` / ``image_share_`` tell which
-    modality drives each item.
+    modality drives each item. See the module docstring for the model and the
+    three changes lgrec makes to the paper's reading (``cold_start``,
+    ``content_weight``, ``n_neighbors``).
 
-    With both modalities None the model is exactly a LightGCN.
+    With both modalities None the model is a LightGCN (exactly, with
+    ``cold_start=False``).
 
     Parameters
     ----------
@@ -289,20 +304,25 @@ class RLMultimodalRec(Recommender):
         L2 weight on the batch's layer-0 rows (ID embedding + fused content).
     content_weight : float, default=1.0
         Weight of the content-only BPR term (0 = the paper's loss alone).
+    n_neighbors : int, default=10
+        Neighbours per item of the content-neighbour memory (0 = no memory).
+    memory_weight : float, default=10.0
+        :math:`\\alpha`, weight of the memory in the score.
     cold_start : bool, default=True
         Items without training interactions use their fused content at full
         weight and no ID embedding (False = the direct reading of the paper).
     gate : {"learned", "average"}, default="learned"
         "average" fixes the gate at 0.5 (ablation).
-    negatives : {"all", "interacted"}, default="all"
-        Items BPR negatives are drawn from: those with at least one training
-        interaction, or all items. An item nobody has bought yet carries no
-        evidence of being disliked; drawing it as a negative teaches the model
-        that new items are bad, which is wrong exactly where content matters.
     feature_scaling : {"l2", "standard", "none"}, default="l2"
         Per-modality input scaling: L2-normalise each item's row, standardise
         each column (statistics over items that have the modality), or none.
         All-zero rows (missing modality) stay missing.
+    content_refresh : int, default=1
+        Batches between recomputations of the fused content (the fusion
+        parameters then take one Adam step per window, with the window's
+        summed gradient). Projecting the catalogue's features is the
+        expensive part of a step on large feature dimensions; a window of a
+        few batches trades exactness for speed (``benchmarks/README.md``).
     batch_size : int, default=2048
     max_epochs : int, default=1000
     patience : int, default=20
@@ -313,7 +333,7 @@ class RLMultimodalRec(Recommender):
     ----------
     user_factors_ : ndarray of shape (n_users, embedding_size), float32
     item_factors_ : ndarray of shape (n_items, embedding_size), float32
-        Final embeddings used for scoring.
+        Final embeddings; the score is their dot product plus the memory term.
     user_embeddings_, item_embeddings_ : ndarray, float32
         Layer-0 ID embeddings.
     gate_ : ndarray of shape (n_items, embedding_size), float32
@@ -323,6 +343,8 @@ class RLMultimodalRec(Recommender):
         Mean of ``gate_`` over dimensions: the share of the image in each item's content.
     cold_items_ : ndarray of shape (n_cold,), int64
         Items without training interactions (scored from content only when ``cold_start``).
+    memory_data_, memory_indices_, memory_indptr_ : ndarray or None
+        CSR arrays of the memory :math:`m` (n_users x n_items at fit time).
     history_ : list of dict
     best_epoch_ : int
 
@@ -340,18 +362,12 @@ class RLMultimodalRec(Recommender):
         learning_rate: float = 1e-3,
         regularization: float = 1e-4,
         content_weight: float = 1.0,
-        content_dropout: float = 0.0,
-        content_skip: bool = False,
-        featureless_ids_only: bool = False,
-        cold_scale: float = 1.0,
-        content_refresh: int = 1,
-        n_neighbors: int = 0,
-        neighbor_weight: float = 1.0,
-        content_negatives: str = "batch",
+        n_neighbors: int = 10,
+        memory_weight: float = 10.0,
         cold_start: bool = True,
         gate: str = "learned",
-        negatives: str = "all",
         feature_scaling: str = "l2",
+        content_refresh: int = 1,
         batch_size: int = 2048,
         max_epochs: int = 1000,
         patience: int = 20,
@@ -363,18 +379,12 @@ class RLMultimodalRec(Recommender):
         self.learning_rate = learning_rate
         self.regularization = regularization
         self.content_weight = content_weight
-        self.content_dropout = content_dropout
-        self.content_skip = content_skip
-        self.featureless_ids_only = featureless_ids_only
-        self.cold_scale = cold_scale
-        self.content_refresh = content_refresh
         self.n_neighbors = n_neighbors
-        self.neighbor_weight = neighbor_weight
-        self.content_negatives = content_negatives
+        self.memory_weight = memory_weight
         self.cold_start = cold_start
         self.gate = gate
-        self.negatives = negatives
         self.feature_scaling = feature_scaling
+        self.content_refresh = content_refresh
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
@@ -386,19 +396,12 @@ class RLMultimodalRec(Recommender):
         check_training_params(self)
         check_int(self.n_layers, "n_layers", owner, low=0)
         check_float(self.content_weight, "content_weight", owner, low=0.0)
-        check_float(self.content_dropout, "content_dropout", owner, low=0.0, high=1.0)
-        check_bool(self.content_skip, "content_skip", owner)
-        check_bool(self.featureless_ids_only, "featureless_ids_only", owner)
-        check_float(self.cold_scale, "cold_scale", owner, low=0.0)
-        check_int(self.content_refresh, "content_refresh", owner, low=1)
         check_int(self.n_neighbors, "n_neighbors", owner, low=0)
-        check_float(self.neighbor_weight, "neighbor_weight", owner, low=0.0)
-        check_choice(self.content_negatives, "content_negatives", owner, ("batch", "featured"))
-        if not isinstance(self.cold_start, (bool, np.bool_)):
-            raise ValueError(f"The 'cold_start' parameter of {owner} must be a bool. Got {self.cold_start!r} instead.")
+        check_float(self.memory_weight, "memory_weight", owner, low=0.0)
+        check_bool(self.cold_start, "cold_start", owner)
         check_choice(self.gate, "gate", owner, ("learned", "average"))
-        check_choice(self.negatives, "negatives", owner, ("all", "interacted"))
         check_choice(self.feature_scaling, "feature_scaling", owner, ("l2", "standard", "none"))
+        check_int(self.content_refresh, "content_refresh", owner, low=1)
 
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on interactions and item features.
@@ -428,29 +431,20 @@ class RLMultimodalRec(Recommender):
         dim = self.embedding_size
         user = xavier_uniform(rng, n_users, dim)
         item = xavier_uniform(rng, n_items, dim)
-        inputs, stats = (None, {"image": None, "text": None})
-        fusion = {}
-        neighbors = None
+        inputs, stats, fusion, memory = None, {"image": None, "text": None}, {}, None
         if img is not None or txt is not None:
             inputs, stats = prepare_features(img, txt, n_items, self.feature_scaling)
             fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim)
-            if self.n_neighbors:
-                neighbors = content_neighbors(img, txt, n_items, self.n_neighbors)
+            if self.n_neighbors and self.memory_weight > 0 and inputs.items.size > 1:
+                memory = content_memory(train_matrix, inputs, self.n_neighbors)
         objective = RLMMObjective(
             normalized_adjacency(train_matrix), user, item, fusion, inputs, self.n_layers,
             self.regularization, self.content_weight, self.cold_start,
-            fixed_gate=0.5 if self.gate == "average" else None,
-            content_dropout=self.content_dropout, content_skip=self.content_skip,
-            featureless_ids_only=self.featureless_ids_only, cold_scale=self.cold_scale,
-            content_refresh=self.content_refresh,
-            neighbors=neighbors, neighbor_weight=self.neighbor_weight,
-            content_negatives_featured=self.content_negatives == "featured",
+            fixed_gate=0.5 if self.gate == "average" else None, content_refresh=self.content_refresh,
+            memory=memory, memory_weight=self.memory_weight,
         )
-        candidates = None
-        if self.negatives == "interacted":
-            candidates = np.flatnonzero(np.bincount(train_matrix.indices, minlength=n_items)).astype(np.int32)
         result = train(
-            objective, TripletSampler(train_matrix, candidates), rng=rng, learning_rate=self.learning_rate,
+            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
             batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
             valid=valid, exclude=train_matrix, verbose=self.verbose, owner=type(self).__name__,
         )
@@ -468,9 +462,36 @@ class RLMultimodalRec(Recommender):
         if cache is not None:
             self.gate_[inputs.items] = cache[0]
         self.image_share_ = _image_share(self.gate_)
+        self._set_memory(objective.memory)
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         return self
+
+    def _set_memory(self, memory: sp.csr_matrix | None) -> None:
+        self.memory_data_ = None if memory is None else memory.data
+        self.memory_indices_ = None if memory is None else memory.indices
+        self.memory_indptr_ = None if memory is None else memory.indptr
+
+    def _memory(self) -> sp.csr_matrix | None:
+        if getattr(self, "memory_data_", None) is None:
+            return None
+        return sp.csr_matrix((self.memory_data_, self.memory_indices_, self.memory_indptr_),
+                             shape=(self.user_factors_.shape[0], self.item_factors_.shape[0]))
+
+    def score_users(self, user_ids) -> np.ndarray:
+        """Scores of all items for some users: factors' dot product plus the memory term.
+
+        Parameters
+        ----------
+        user_ids : ndarray of shape (b,), int
+
+        Returns
+        -------
+        ndarray of shape (b, n_items), float32
+        """
+        check_is_fitted(self)
+        return _MemoryScorer(self.user_factors_, self.item_factors_, self._memory(),
+                             self.memory_weight).score_users(user_ids)
 
     def _set_scaling_stats(self, stats: dict) -> None:
         for modality in ("image", "text"):
@@ -512,8 +533,6 @@ class RLMultimodalRec(Recommender):
         txt = check_features(txt_feats, "txt_feats", n)
         content = np.zeros((n, self.embedding_size), dtype=np.float32)
         gate = np.full((n, self.embedding_size), np.nan, dtype=np.float32)
-        if img is None and txt is None:
-            return content, gate
         inputs, _ = prepare_features(img, txt, n, self.feature_scaling, self._scaling_stats())
         if inputs.items.size:
             fused, cache = fusion_forward(self._fusion_params(), inputs, 0.5 if self.gate == "average" else None)
@@ -523,6 +542,10 @@ class RLMultimodalRec(Recommender):
 
     def add_items(self, img_feats=None, txt_feats=None) -> np.ndarray:
         """Append new catalogue items, scored from their features, without retraining.
+
+        A new item's embedding is its fused content, exactly as for an item
+        that had no interactions at fit time; the content-neighbour memory
+        covers the items known at fit time only (new items get no memory term).
 
         Parameters
         ----------
@@ -549,31 +572,12 @@ class RLMultimodalRec(Recommender):
 def _common_rows(img_feats, txt_feats) -> int:
     shapes = [np.shape(f) for f in (img_feats, txt_feats) if f is not None]
     if not shapes:
-        raise ValueError("add_items needs img_feats or txt_feats (both are None).")
+        raise ValueError("img_feats and txt_feats are both None; give at least one modality.")
+    if any(len(shape) != 2 for shape in shapes):
+        raise ValueError(f"features must be 2-D (n_new, d); got shapes {shapes}.")
     if len(shapes) == 2 and shapes[0][0] != shapes[1][0]:
         raise ValueError(f"img_feats has {shapes[0][0]} rows but txt_feats has {shapes[1][0]}; one row per new item.")
-    if len(shapes[0]) != 2:
-        raise ValueError(f"features must be 2-D (n_new, d); got shape {shapes[0]}.")
     return shapes[0][0]
-
-
-def content_neighbors(img_feats, txt_feats, n_items: int, k: int) -> sp.csr_matrix:
-    """Row-stochastic graph of each item's ``k`` nearest other items by content cosine.
-
-    Content is the concatenation of the L2-normalised modalities (as in
-    :class:`lgrec.ContentKNN`); items without features have empty rows and columns.
-
-    Returns
-    -------
-    scipy.sparse.csr_matrix of shape (n_items, n_items), float32
-    """
-    adjacency = knn_adjacency(normalized_content(img_feats, txt_feats, n_items), k + 1)
-    adjacency.setdiag(0)
-    adjacency.eliminate_zeros()
-    degree = np.asarray(adjacency.sum(axis=1)).ravel()
-    inv = np.zeros_like(degree)
-    np.divide(1.0, degree, out=inv, where=degree > 0)
-    return sp.csr_matrix(sp.diags(inv.astype(np.float32)) @ adjacency, dtype=np.float32)
 
 
 def _image_share(gate: np.ndarray) -> np.ndarray:
