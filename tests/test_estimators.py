@@ -18,6 +18,7 @@ ESTIMATORS = {
     "LightGCN": lambda **kw: lgrec.LightGCN(**{**FAST, **kw}),
     "VBPR": lambda **kw: lgrec.VBPR(**{**FAST, **kw}),
     "FREEDOM": lambda **kw: lgrec.FREEDOM(**{**FAST, **kw}),
+    "RLMultimodalRec": lambda **kw: lgrec.RLMultimodalRec(**{**FAST, **kw}),
 }
 # Estimators that refuse to fit without item features (they raise a ValueError saying so)
 NEEDS_FEATURES = {"VBPR", "FREEDOM"}
