@@ -67,6 +67,12 @@ class FusionInputs:
     def text_dim(self) -> int:
         return 0 if self.text is None else self.text.shape[1]
 
+    def input_norms(self) -> tuple[float, float]:
+        """Root mean square row norms of the stored image and text rows (1.0 when absent)."""
+        def rms(x):
+            return 1.0 if x is None or x.shape[0] == 0 else float(np.sqrt(np.mean(np.einsum("ij,ij->i", x, x))))
+        return rms(self.image), rms(self.text)
+
     def present(self, modality: str) -> np.ndarray:
         """Boolean mask of shape (n_items,): items that have ``modality`` ("image" or "text")."""
         mask = np.zeros(self.n_items, dtype=bool)
@@ -155,8 +161,27 @@ def prepare_features(img_feats, txt_feats, n_items: int, scaling: str = "l2", st
 
 
 def init_fusion_params(rng: np.random.Generator, image_dim: int, text_dim: int, dim: int,
-                       dtype=np.float32) -> dict[str, np.ndarray]:
-    """Glorot-uniform projections and gate, zero biases.
+                       dtype=np.float32, projection: str = "glorot",
+                       input_norms: tuple[float, float] = (1.0, 1.0)) -> dict[str, np.ndarray]:
+    r"""Initial projections and gate (Glorot-uniform gate, zero biases).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    image_dim, text_dim : int
+        Input dimensions (0 for an absent modality).
+    dim : int
+        Embedding size.
+    dtype : numpy dtype, default=float32
+    projection : {"glorot", "isometric"}, default="glorot"
+        ``"glorot"``: Glorot-uniform projections. ``"isometric"``: Gaussian
+        entries with variance :math:`1 / (d\,\overline{\lVert x\rVert^2})`, a
+        Johnson-Lindenstrauss map under which inner products of inputs are
+        preserved in expectation and projected vectors have unit mean square
+        norm, so content starts as a faithful, well-scaled copy of the feature
+        similarities.
+    input_norms : tuple of float, default=(1.0, 1.0)
+        Root mean square row norms of the image and text inputs (used by ``"isometric"``).
 
     Returns
     -------
@@ -168,11 +193,16 @@ def init_fusion_params(rng: np.random.Generator, image_dim: int, text_dim: int, 
         bound = np.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-bound, bound, size=(fan_in, fan_out)).astype(dtype)
 
+    def project(fan_in, norm):
+        if projection == "glorot":
+            return glorot(fan_in, dim)
+        return (rng.standard_normal((fan_in, dim)) / (np.sqrt(dim) * max(norm, 1e-12))).astype(dtype)
+
     params = {}
     if image_dim:
-        params["W_v"], params["b_v"] = glorot(image_dim, dim), np.zeros(dim, dtype)
+        params["W_v"], params["b_v"] = project(image_dim, input_norms[0]), np.zeros(dim, dtype)
     if text_dim:
-        params["W_t"], params["b_t"] = glorot(text_dim, dim), np.zeros(dim, dtype)
+        params["W_t"], params["b_t"] = project(text_dim, input_norms[1]), np.zeros(dim, dtype)
     if image_dim and text_dim:
         params["W_g"], params["b_g"] = glorot(2 * dim, dim), np.zeros(dim, dtype)
     return params

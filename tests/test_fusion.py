@@ -103,3 +103,18 @@ def test_standard_scaling_uses_present_rows_and_reuses_stats():
     np.testing.assert_allclose(inputs.image, [[-1, -1], [1, 1]])
     again, _ = prepare_features(np.array([[2.0, 4.0]]), None, 1, "standard", stats)
     np.testing.assert_allclose(again.image, [[0, 0]])
+
+
+def test_isometric_projection_preserves_inner_products_on_average():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 300))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    dots_before = (x[:100] * x[100:]).sum(axis=1)
+    ratios, dots_after = [], []
+    for seed in range(20):
+        params = init_fusion_params(np.random.default_rng(seed), 300, 0, 256, np.float64, "isometric", (1.0, 1.0))
+        h = x @ params["W_v"]
+        ratios.append(np.mean(np.einsum("ij,ij->i", h, h)))
+        dots_after.append((h[:100] * h[100:]).sum(axis=1))
+    assert abs(np.mean(ratios) - 1.0) < 0.02  # unit mean square norm
+    np.testing.assert_allclose(np.mean(dots_after, axis=0), dots_before, atol=0.08)  # ~6 standard errors

@@ -317,6 +317,12 @@ class RLMultimodalRec(Recommender):
         Per-modality input scaling: L2-normalise each item's row, standardise
         each column (statistics over items that have the modality), or none.
         All-zero rows (missing modality) stay missing.
+    projection_init : {"isometric", "glorot"}, default="isometric"
+        Initial image and text projections: a norm-preserving random
+        (Johnson-Lindenstrauss) map, so the content embeddings start as a
+        faithful copy of the feature similarities at unit scale, or
+        Glorot-uniform (the usual default, which starts content about 3x
+        smaller than that on L2-normalised features).
     content_refresh : int, default=1
         Batches between recomputations of the fused content (the fusion
         parameters then take one Adam step per window, with the window's
@@ -367,6 +373,7 @@ class RLMultimodalRec(Recommender):
         cold_start: bool = True,
         gate: str = "learned",
         feature_scaling: str = "l2",
+        projection_init: str = "isometric",
         content_refresh: int = 1,
         batch_size: int = 2048,
         max_epochs: int = 1000,
@@ -384,6 +391,7 @@ class RLMultimodalRec(Recommender):
         self.cold_start = cold_start
         self.gate = gate
         self.feature_scaling = feature_scaling
+        self.projection_init = projection_init
         self.content_refresh = content_refresh
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -401,6 +409,7 @@ class RLMultimodalRec(Recommender):
         check_bool(self.cold_start, "cold_start", owner)
         check_choice(self.gate, "gate", owner, ("learned", "average"))
         check_choice(self.feature_scaling, "feature_scaling", owner, ("l2", "standard", "none"))
+        check_choice(self.projection_init, "projection_init", owner, ("isometric", "glorot"))
         check_int(self.content_refresh, "content_refresh", owner, low=1)
 
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
@@ -434,7 +443,8 @@ class RLMultimodalRec(Recommender):
         inputs, stats, fusion, memory = None, {"image": None, "text": None}, {}, None
         if img is not None or txt is not None:
             inputs, stats = prepare_features(img, txt, n_items, self.feature_scaling)
-            fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim)
+            fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim,
+                                        projection=self.projection_init, input_norms=inputs.input_norms())
             if self.n_neighbors and self.memory_weight > 0 and inputs.items.size > 1:
                 memory = content_memory(train_matrix, inputs, self.n_neighbors)
         objective = RLMMObjective(
