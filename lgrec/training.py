@@ -50,22 +50,17 @@ class TripletSampler:
     ----------
     train : scipy.sparse.csr_matrix of shape (n_users, n_items)
         Canonical binary training matrix.
-    candidates : ndarray of int, optional
-        Items negatives are drawn from (sorted, unique); all items by default.
     """
 
-    def __init__(self, train: sp.csr_matrix, candidates: np.ndarray | None = None):
+    def __init__(self, train: sp.csr_matrix):
         self.train = train
-        self.candidates = np.arange(train.shape[1], dtype=np.int32) if candidates is None else candidates
+        self.candidates = np.arange(train.shape[1], dtype=np.int32)
         degree = np.diff(train.indptr)
         users = np.repeat(np.arange(train.shape[0], dtype=np.int32), degree)
-        is_candidate = np.zeros(train.shape[1], dtype=bool)
-        is_candidate[self.candidates] = True
-        seen_candidates = np.bincount(users[is_candidate[train.indices]], minlength=train.shape[0])
-        full = seen_candidates >= self.candidates.shape[0]
+        full = degree >= train.shape[1]
         if full.any():
             warnings.warn(
-                f"{int(full.sum())} user(s) interacted with every negative candidate item (first: "
+                f"{int(full.sum())} user(s) interacted with every item (first: "
                 f"{np.flatnonzero(full)[:5].tolist()}); BPR has no negative for them, so their "
                 "interactions are left out of training.",
                 DataWarning,

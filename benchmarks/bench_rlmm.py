@@ -1,0 +1,190 @@
+"""RLMultimodalRec on real data: the fixes to the paper's reading, ablations, baselines, and epoch speed.
+
+Quality (H&M folder from tools/prepare_hm.py; 3 seeds; early stopping on validation; test touched once):
+
+    python benchmarks/bench_rlmm.py quality --data /work/data/hm --out benchmarks/results/rlmm_hm.json
+
+Speed (one training epoch, median of repeats, RLMultimodalRec vs LightGCN on the same data):
+
+    python benchmarks/bench_rlmm.py speed --data /work/data/hm --out benchmarks/results/rlmm_speed_hm.json
+    python benchmarks/bench_rlmm.py speed --data ../shared/data/amazon-baby --out benchmarks/results/rlmm_speed_baby.json
+
+Wrap runs in ``flock /tmp/lgrec-bench.lock`` on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+import scipy
+
+import lgrec
+from lgrec.evaluation import restrict_items
+from lgrec.training import TripletSampler
+
+PAPER = dict(cold_start=False, content_weight=0.0, n_neighbors=0, projection_init="glorot")
+
+# (row name, constructor keyword arguments, modalities used)
+FIXES = [
+    ("paper reading", PAPER, "both"),
+    ("+ cold-start path", {**PAPER, "cold_start": True}, "both"),
+    ("+ content BPR term", {**PAPER, "cold_start": True, "content_weight": 1.0}, "both"),
+    ("+ isometric projection init", {**PAPER, "cold_start": True, "content_weight": 1.0,
+                                     "projection_init": "isometric"}, "both"),
+    ("+ content-neighbour memory (= default)", {}, "both"),
+]
+LEAVE_ONE_OUT = [
+    ("default - cold-start path", {"cold_start": False}, "both"),
+    ("default - content BPR term", {"content_weight": 0.0}, "both"),
+    ("default - isometric init", {"projection_init": "glorot"}, "both"),
+    ("default - memory", {"n_neighbors": 0}, "both"),
+]
+ABLATIONS = [
+    ("image only", {}, "image"),
+    ("text only", {}, "text"),
+    ("fixed average gate (g = 0.5)", {"gate": "average"}, "both"),
+    ("no graph (n_layers = 0)", {"n_layers": 0}, "both"),
+]
+
+
+def run(dataset, cold_truth, make, modalities, seeds):
+    image = dataset.image if modalities in ("both", "image") else None
+    text = dataset.text if modalities in ("both", "text") else None
+    rows = []
+    for seed in seeds:
+        model = make(seed)
+        started = time.perf_counter()
+        model.fit(dataset.train, image, text, valid=dataset.valid)
+        seconds = time.perf_counter() - started
+        test = lgrec.evaluate(model, dataset.test, dataset.train, k=(10, 20))
+        cold = lgrec.evaluate(model, cold_truth, dataset.train, k=(20,))
+        history = getattr(model, "history_", [])
+        rows.append({
+            "seed": seed, "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
+            "recall@10": test["recall@10"], "ndcg@10": test["ndcg@10"], "cold_recall@20": cold["recall@20"],
+            "best_valid_recall@20": max((h["valid_recall@20"] for h in history), default=None),
+            "best_epoch": getattr(model, "best_epoch_", None), "epochs": len(history), "fit_seconds": seconds,
+        })
+    return rows
+
+
+def summarise(rows):
+    out = {}
+    for key in ("recall@20", "ndcg@20", "recall@10", "ndcg@10", "cold_recall@20", "fit_seconds"):
+        values = np.array([r[key] for r in rows], dtype=float)
+        out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+    out["best_epochs"] = [r["best_epoch"] for r in rows]
+    return out
+
+
+def quality(args):
+    dataset = lgrec.load_mmrec(args.data)
+    cold_truth = restrict_items(dataset.test, dataset.cold_items("test"))
+    seeds = list(range(args.seeds))
+    table = []
+
+    def add(group, name, make, modalities="both", seeds=seeds):
+        rows = run(dataset, cold_truth, make, modalities, seeds)
+        entry = {"group": group, "name": name, "runs": rows, **summarise(rows)}
+        table.append(entry)
+        r, n, c = entry["recall@20"], entry["ndcg@20"], entry["cold_recall@20"]
+        print(f"{group:10s} {name:42s} R@20 {r['mean']:.4f}±{r['std']:.4f}  N@20 {n['mean']:.4f}±{n['std']:.4f}  "
+              f"cold R@20 {c['mean']:.4f}  epochs {entry['best_epochs']}", flush=True)
+
+    add("baseline", "Popularity", lambda s: lgrec.Popularity(), seeds=[0])
+    add("baseline", "ContentKNN (content profile)", lambda s: lgrec.ContentKNN(), seeds=[0])
+    add("baseline", "LightGCN", lambda s: lgrec.LightGCN(random_state=s))
+    for group, rows in (("fixes", FIXES), ("leave-out", LEAVE_ONE_OUT), ("ablation", ABLATIONS)):
+        for name, params, modalities in rows:
+            add(group, name, lambda s, p=params: lgrec.RLMultimodalRec(random_state=s, **p), modalities)
+    result = {"command": "python benchmarks/bench_rlmm.py quality " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "mode"),
+              "dataset": dataset.summary(), "seeds": seeds, "environment": environment(), "table": table}
+    write(args.out, result)
+
+
+def epoch_seconds(objective, sampler, repeats, batch_size=2048):
+    rng = np.random.default_rng(0)
+    optimizer = lgrec.optim.Adam(objective.params)
+    times = []
+    for _ in range(repeats + 1):
+        users, pos, neg = sampler.epoch(rng)
+        start = time.perf_counter()
+        for b in range(0, users.shape[0], batch_size):
+            window = slice(b, b + batch_size)
+            _, grads = objective.loss_and_grads(users[window], pos[window], neg[window])
+            optimizer.step(objective.params, grads)
+        times.append(time.perf_counter() - start)
+    times = np.array(times[1:])  # the first epoch includes compilation and warm-up
+    return {"median_s": float(np.median(times)), "min_s": float(times.min()), "max_s": float(times.max()),
+            "repeats": repeats}
+
+
+def speed(args):
+    from lgrec.fusion import init_fusion_params, prepare_features
+    from lgrec.graph import normalized_adjacency
+    from lgrec.models._base import xavier_uniform
+    from lgrec.models.lightgcn import GraphObjective
+    from lgrec.models.rlmm import RLMMObjective, content_memory
+
+    dataset = lgrec.load_mmrec(args.data)
+    train = dataset.train
+    rng = np.random.default_rng(0)
+    graph = normalized_adjacency(train)
+    sampler = TripletSampler(train)
+    n_batches = -(-sampler.n_triplets // 2048)
+
+    def tables():
+        return xavier_uniform(rng, dataset.n_users, 64), xavier_uniform(rng, dataset.n_items, 64)
+
+    result = {"dataset": dataset.summary(), "batches_per_epoch": n_batches, "environment": environment()}
+    result["lightgcn"] = epoch_seconds(GraphObjective(graph, *tables(), 2, 1e-4), sampler, args.repeats)
+    print("LightGCN epoch", result["lightgcn"], flush=True)
+    if dataset.image is None and dataset.text is None:
+        result["rlmm"] = epoch_seconds(RLMMObjective(graph, *tables(), {}, None, 2, 1e-4, 1.0, True), sampler,
+                                       args.repeats)
+        print("RLMultimodalRec epoch (no features)", result["rlmm"], flush=True)
+    else:
+        inputs, _ = prepare_features(dataset.image, dataset.text, dataset.n_items, "l2")
+        started = time.perf_counter()
+        memory = content_memory(train, inputs, 10)
+        result["memory_build_seconds"] = time.perf_counter() - started
+        for refresh in sorted({1, 4, n_batches}):
+            fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, 64, projection="isometric")
+            objective = RLMMObjective(graph, *tables(), fusion, inputs, 2, 1e-4, 1.0, True,
+                                      content_refresh=refresh, memory=memory, memory_weight=10.0)
+            result[f"rlmm_refresh_{refresh}"] = epoch_seconds(objective, sampler, args.repeats)
+            print(f"RLMultimodalRec epoch, content refresh every {refresh} batch(es)",
+                  result[f"rlmm_refresh_{refresh}"], flush=True)
+    write(args.out, result)
+
+
+def environment():
+    return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+            "numba": numba.__version__, "numba_threads": numba.get_num_threads(), "lgrec": lgrec.__version__}
+
+
+def write(path, result):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2))
+    print(f"wrote {path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["quality", "speed"])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    quality(args) if args.mode == "quality" else speed(args)
+
+
+if __name__ == "__main__":
+    main()
