@@ -10,6 +10,7 @@ from ._base import DataWarning, ModelFitError, NotFittedError
 from .data import Dataset, load_mmrec, save_mmrec
 from .evaluation import evaluate
 from .models import BPRMF, FREEDOM, VBPR, ContentKNN, LightGCN, Popularity, RLMultimodalRec
+from .models.rlmm import fit, gate_summary
 
 __all__ = [
     "BPRMF",
@@ -24,6 +25,8 @@ __all__ = [
     "RLMultimodalRec",
     "VBPR",
     "evaluate",
+    "fit",
+    "gate_summary",
     "load_mmrec",
     "save_mmrec",
     "__version__",

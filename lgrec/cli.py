@@ -111,6 +111,11 @@ def cmd_fit(args) -> int:
     if cold.size:
         cold_metrics = evaluate(model, restrict_items(dataset.test, cold), exclude, k=args.k)
         print(f"cold  recall@20 {cold_metrics['recall@20']:.4f} over {cold.size} test items unseen in train")
+    gate = _gate_report(model, dataset)
+    if gate and "mean" in gate:
+        q1, q2, q3 = gate["quartiles"]
+        print(f"gate  image share of the content: mean {gate['mean']:.2f}, quartiles {q1:.2f} / {q2:.2f} / {q3:.2f} "
+              f"over {gate['items_with_features']} items with features")
     if args.save:
         print(f"saved {model.save(args.save)}")
     if args.report:
@@ -124,11 +129,27 @@ def cmd_fit(args) -> int:
             "history": getattr(model, "history_", []),
             "test": test,
             "test_cold_items": cold_metrics,
+            "gate": gate,
             "environment": _environment(),
         }
         Path(args.report).write_text(json.dumps(report, indent=2, default=float))
         print(f"report {args.report}")
     return 0
+
+
+def _gate_report(model, dataset) -> dict | None:
+    """Per-item image share of RLMultimodalRec's gate, by product group when the dataset has one."""
+    if getattr(model, "image_share_", None) is None:
+        return None
+    from .models.rlmm import gate_summary
+
+    info = dataset.item_info
+    column = next((c for c in ("product_group_name", "category", "group") if info is not None and c in info), None)
+    groups = None
+    if column is not None:
+        groups = np.full(dataset.n_items, "", dtype=object)
+        groups[info["itemID"].to_numpy() if "itemID" in info else info.index.to_numpy()] = info[column].astype(str).to_numpy()
+    return gate_summary(model, groups)
 
 
 def _load_any(path: str):

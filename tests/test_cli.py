@@ -56,3 +56,12 @@ def test_help_lists_every_command(capsys):
     text = capsys.readouterr().out
     for command in ("fit", "evaluate", "recommend", "demo", "extract-images", "extract-text"):
         assert command in text
+
+
+def test_fit_rlmm_reports_the_gate(data_dir, tmp_path, capsys):
+    report_path = tmp_path / "r.json"
+    assert main(["fit", str(data_dir), "--model", "rlmm", "--set", "max_epochs=2", "--set", "batch_size=128",
+                 "--report", str(report_path), "--quiet"]) == 0
+    assert "gate  image share of the content" in capsys.readouterr().out
+    gate = json.loads(report_path.read_text())["gate"]
+    assert gate["items_with_features"] > 0 and 0 <= gate["mean"] <= 1

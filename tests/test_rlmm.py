@@ -195,3 +195,17 @@ def test_feature_errors_name_the_argument(synthetic):
         lgrec.RLMultimodalRec(gate="max").fit(synthetic.train)
     with pytest.raises(ValueError, match="The 'content_weight' parameter"):
         lgrec.RLMultimodalRec(content_weight=-1.0).fit(synthetic.train)
+
+
+def test_one_call_fit_and_gate_summary(synthetic):
+    model = lgrec.fit(synthetic.train, synthetic.image, synthetic.text, valid=synthetic.valid,
+                      max_epochs=2, batch_size=256, random_state=0)
+    assert isinstance(model, lgrec.RLMultimodalRec) and model.max_epochs == 2
+    groups = synthetic.item_info["category"].to_numpy()
+    summary = lgrec.gate_summary(model, groups)
+    has = ~np.isnan(model.image_share_)
+    assert summary["items_with_features"] == int(has.sum())
+    assert summary["mean"] == pytest.approx(float(model.image_share_[has].mean()))
+    first = str(groups[has][0])
+    mask = has & (groups.astype(str) == first)
+    assert summary["by_group"][first] == {"items": int(mask.sum()), "mean": pytest.approx(float(model.image_share_[mask].mean()))}

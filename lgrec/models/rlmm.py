@@ -61,7 +61,7 @@ from ..optim import row_grad
 from ..training import TripletSampler, train
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
 
-__all__ = ["RLMMObjective", "RLMultimodalRec", "content_memory"]
+__all__ = ["RLMMObjective", "RLMultimodalRec", "content_memory", "fit", "gate_summary"]
 
 _FUSION_ATTRS = {"W_v": "image_weights_", "b_v": "image_bias_", "W_t": "text_weights_", "b_t": "text_bias_",
                  "W_g": "gate_weights_", "b_g": "gate_bias_"}
@@ -596,3 +596,59 @@ def _image_share(gate: np.ndarray) -> np.ndarray:
     known = ~np.isnan(gate).any(axis=1)
     share[known] = gate[known].mean(axis=1)
     return share
+
+
+def fit(interactions, img_feats=None, txt_feats=None, *, valid=None, **params) -> RLMultimodalRec:
+    """Fit an :class:`RLMultimodalRec` in one call.
+
+    ``lgrec.fit(train, image, text, valid=valid, random_state=0)`` is
+    ``RLMultimodalRec(random_state=0).fit(train, image, text, valid=valid)``.
+
+    Parameters
+    ----------
+    interactions : scipy.sparse matrix of shape (n_users, n_items)
+    img_feats : array of shape (n_items, d_v) or None
+    txt_feats : array of shape (n_items, d_t) or None
+    valid : scipy.sparse matrix of shape (n_users, n_items), optional
+    **params
+        Hyperparameters of :class:`RLMultimodalRec`.
+
+    Returns
+    -------
+    RLMultimodalRec
+        The fitted model.
+    """
+    return RLMultimodalRec(**params).fit(interactions, img_feats, txt_feats, valid=valid)
+
+
+def gate_summary(model: RLMultimodalRec, groups=None) -> dict:
+    """Summary of the per-item image share of a fitted model's gate.
+
+    Parameters
+    ----------
+    model : fitted RLMultimodalRec
+    groups : array-like of shape (n_items,), optional
+        A label per item (e.g. product group); summaries per label are added.
+
+    Returns
+    -------
+    dict
+        ``items_with_features``, ``mean``, ``quartiles`` of ``image_share_`` over
+        items that have features, and ``by_group`` (label -> count and mean) when
+        ``groups`` is given.
+    """
+    check_is_fitted(model, "image_share_")
+    share = model.image_share_
+    known = ~np.isnan(share)
+    out = {"items_with_features": int(known.sum())}
+    if known.any():
+        out["mean"] = float(share[known].mean())
+        out["quartiles"] = [float(q) for q in np.quantile(share[known], [0.25, 0.5, 0.75])]
+    if groups is not None and known.any():
+        labels = np.asarray(groups, dtype=object)[: share.shape[0]]
+        out["by_group"] = {
+            str(label): {"items": int(mask.sum()), "mean": float(share[mask].mean())}
+            for label in sorted({str(v) for v in labels[known]})
+            if (mask := known & (labels.astype(str) == label)).any()
+        }
+    return out
