@@ -164,9 +164,11 @@ def propagate(
     users_out : ndarray of shape (n_users, d), dtype of ``users``
     items_out : ndarray of shape (n_items, d), dtype of ``items``
     """
-    total_users, total_items = users.copy(), items.copy()
-    layer_users, layer_items = users, items
-    for _ in range(n_layers):
+    if n_layers == 0:
+        return users.copy(), items.copy()
+    layer_users, layer_items = graph.matmul(users, items)
+    total_users, total_items = users + layer_users, items + layer_items
+    for _ in range(n_layers - 1):
         layer_users, layer_items = graph.matmul(layer_users, layer_items)
         total_users += layer_users
         total_items += layer_items
