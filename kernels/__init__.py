@@ -6,7 +6,7 @@ Plain functions on arrays, compiled on first use and cached on disk
 
 from .optim import accumulate_rows, adam_dense, adam_rows
 from .sampling import sample_negatives
-from .topk import hits_in_sorted, topk_exclude
+from .topk import hits_in_sorted, topk_exclude, topk_exclude_serial
 
 __all__ = [
     "accumulate_rows",
@@ -15,4 +15,5 @@ __all__ = [
     "hits_in_sorted",
     "sample_negatives",
     "topk_exclude",
+    "topk_exclude_serial",
 ]

@@ -196,3 +196,17 @@ def test_adam_parallel_and_serial_paths_agree_bit_for_bit():
     _adam_dense_serial(*states[1], *args)
     for a, b in zip(*states):
         np.testing.assert_array_equal(a, b)
+
+
+def test_serial_and_parallel_topk_agree():
+    from lgrec.kernels import topk_exclude_serial
+
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 20, (70, 300)).astype(np.float32)
+    excl = sp.csr_matrix(rng.random((70, 300)) < 0.1, dtype=np.float32)
+    excl.sort_indices()
+    out = [(np.empty((70, 25), np.int64), np.empty((70, 25), np.float32)) for _ in range(2)]
+    topk_exclude(scores, 25, excl.indptr, excl.indices, *out[0])
+    topk_exclude_serial(scores, 25, excl.indptr, excl.indices, *out[1])
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
