@@ -64,7 +64,7 @@ COMPILE_SNIPPET = """
 import time, numpy as np, scipy.sparse as sp
 t0 = time.perf_counter()
 import lgrec
-from lgrec.kernels import sample_negatives, topk_exclude, hits_in_sorted, adam_dense, adam_rows, accumulate_rows
+from lgrec.kernels import sample_negatives, topk_exclude, topk_exclude_serial, hits_in_sorted, adam_dense, adam_rows, accumulate_rows
 from lgrec.kernels.optim import _adam_dense_parallel, _adam_dense_serial
 t1 = time.perf_counter()
 m = sp.csr_matrix(np.eye(4, 6, dtype=np.float32)); out = np.empty(4, np.int32)
