@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .compare import environment
 from .data import load_mmrec
 from .evaluation import evaluate, restrict_items
 from .features import register_commands as register_feature_commands
@@ -77,21 +77,6 @@ def build_model(name: str, seed: int | None, settings: dict, verbose: bool):
     return model.set_params(**settings)
 
 
-def _environment() -> dict:
-    import numba
-    import scipy
-
-    return {
-        "lgrec": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "numba": numba.__version__,
-        "numba_threads": numba.get_num_threads(),
-        "machine": platform.machine(),
-    }
-
-
 def _metrics_line(metrics: dict, ks=(10, 20)) -> str:
     return "  ".join(f"{m}@{k} {metrics[f'{m}@{k}']:.4f}" for k in ks for m in ("recall", "ndcg"))
 
@@ -130,7 +115,7 @@ def cmd_fit(args) -> int:
             "test": test,
             "test_cold_items": cold_metrics,
             "gate": gate,
-            "environment": _environment(),
+            "environment": environment(),
         }
         Path(args.report).write_text(json.dumps(report, indent=2, default=float))
         print(f"report {args.report}")

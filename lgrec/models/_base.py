@@ -22,6 +22,7 @@ from .._validation import (
 )
 from ..evaluation import rank_blocks
 from ..persistence import load_model, save_model
+from ..training import TripletSampler, train
 
 __all__ = ["Recommender", "check_fit_data", "check_training_params", "xavier_normal", "xavier_uniform"]
 
@@ -142,6 +143,20 @@ class Recommender(BaseEstimator):
                 (np.ones(n * m, np.float32), np.tile(blocked, n), np.arange(n + 1) * m), shape=(n, n_items)
             )
         return check_interactions(excluded, "excluded", allow_empty=True)
+
+    def _train(self, objective, train_matrix: sp.csr_matrix, valid, rng: np.random.Generator) -> None:
+        """Run the BPR training loop on ``objective`` with this model's hyperparameters.
+
+        Sets ``history_`` and ``best_epoch_``; the objective's parameters are
+        left at the best validation epoch (see :func:`lgrec.training.train`).
+        """
+        result = train(
+            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
+            batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
+            valid=valid, exclude=train_matrix, verbose=self.verbose, owner=type(self).__name__,
+        )
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
 
     def save(self, path) -> str:
         """Save the fitted model to an ``.npz`` file (no pickle); returns the path written."""

@@ -11,7 +11,6 @@ import numpy as np
 from .._validation import check_random_state
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..optim import row_grad
-from ..training import TripletSampler, train
 from ._base import Recommender, check_fit_data, check_training_params, xavier_normal
 
 __all__ = ["BPRMF"]
@@ -142,12 +141,6 @@ class BPRMF(Recommender):
             xavier_normal(rng, n_items, self.embedding_size),
             self.regularization,
         )
-        result = train(
-            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
-            batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
-            valid=valid, exclude=train_matrix, verbose=self.verbose, owner=type(self).__name__,
-        )
+        self._train(objective, train_matrix, valid, rng)
         self.user_factors_, self.item_factors_ = objective.factors()
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
         return self

@@ -40,7 +40,6 @@ from ..graph import normalized_adjacency, propagate
 from ..knn import modality_graph
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..optim import row_grad
-from ..training import TripletSampler, train
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
 from .vbpr import ItemFeatures
 
@@ -361,15 +360,9 @@ class FREEDOM(Recommender):
             train_matrix, item_graph, user, item, features, projections, self.n_layers,
             self.n_mm_layers, self.dropout, self.modality_weight, self.regularization,
         )
-        result = train(
-            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
-            batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
-            valid=valid, exclude=train_matrix, verbose=self.verbose, owner=owner,
-        )
+        self._train(objective, train_matrix, valid, rng)
         self.user_embeddings_ = objective.params["user"]
         self.item_embeddings_ = objective.params["item"]
         self.user_factors_, self.item_factors_ = objective.factors()
         self.item_graph_nnz_ = int(item_graph.nnz)
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
         return self

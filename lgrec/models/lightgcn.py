@@ -20,7 +20,6 @@ from .._validation import check_int, check_random_state
 from ..graph import BipartiteGraph, normalized_adjacency, propagate
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..optim import row_grad
-from ..training import TripletSampler, train
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
 
 __all__ = ["GraphObjective", "LightGCN"]
@@ -179,14 +178,8 @@ class LightGCN(Recommender):
             self.n_layers,
             self.regularization,
         )
-        result = train(
-            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
-            batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
-            valid=valid, exclude=train_matrix, verbose=self.verbose, owner=type(self).__name__,
-        )
+        self._train(objective, train_matrix, valid, rng)
         self.user_embeddings_ = objective.params["user"]
         self.item_embeddings_ = objective.params["item"]
         self.user_factors_, self.item_factors_ = objective.factors()
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
         return self

@@ -58,7 +58,6 @@ from ..graph import BipartiteGraph, normalized_adjacency, propagate
 from ..knn import knn_adjacency
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..optim import row_grad
-from ..training import TripletSampler, train
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
 
 __all__ = ["RLMMObjective", "RLMultimodalRec", "content_memory", "fit", "gate_summary"]
@@ -453,11 +452,7 @@ class RLMultimodalRec(Recommender):
             fixed_gate=0.5 if self.gate == "average" else None, content_refresh=self.content_refresh,
             memory=memory, memory_weight=self.memory_weight,
         )
-        result = train(
-            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
-            batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
-            valid=valid, exclude=train_matrix, verbose=self.verbose, owner=type(self).__name__,
-        )
+        self._train(objective, train_matrix, valid, rng)
         self.user_embeddings_ = objective.params["user"]
         self.item_embeddings_ = objective.params["item"]
         self.user_factors_, self.item_factors_ = objective.factors()
@@ -473,8 +468,6 @@ class RLMultimodalRec(Recommender):
             self.gate_[inputs.items] = cache[0]
         self.image_share_ = _image_share(self.gate_)
         self._set_memory(objective.memory)
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
         return self
 
     def _set_memory(self, memory: sp.csr_matrix | None) -> None:

@@ -29,7 +29,6 @@ import numpy as np
 from .._validation import check_bool, check_features, check_random_state
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..optim import row_grad
-from ..training import TripletSampler, train
 from ._base import Recommender, check_fit_data, check_training_params, xavier_normal, xavier_uniform
 
 __all__ = ["ItemFeatures", "VBPR", "VBPRObjective"]
@@ -308,13 +307,7 @@ class VBPR(Recommender):
                          "feature_bias": {m: np.zeros(f.shape[1], np.float32) for m, f in features.items()}}
         objective = VBPRObjective(user, item, features, projections, np.zeros(d, np.float32),
                                   self.regularization, **bias_args)
-        result = train(
-            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
-            batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
-            valid=valid, exclude=train_matrix, verbose=self.verbose, owner=owner,
-        )
+        self._train(objective, train_matrix, valid, rng)
         self.user_factors_, self.item_factors_ = objective.factors()
         self.projection_ = np.concatenate([objective.params[f"{m}_proj"] for m in features])
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
         return self
