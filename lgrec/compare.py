@@ -50,7 +50,7 @@ DEFAULT_GRIDS = {
     "lightgcn": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-4, 1e-2]},
     "vbpr": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-4, 1e-2], "item_bias": [False, True]},
     "freedom": {"learning_rate": [1e-3, 5e-3], "dropout": [0.8, 0.9], "modality_weight": [1e-4, 1e-3]},
-    "rlmm": {"learning_rate": [1e-3, 5e-3], "regularization": [1e-4, 1e-2]},
+    "rlmm": {"learning_rate": [1e-3, 1e-4], "embedding_size": [64, 128]},
 }
 
 #: Settings of ``lgrec demo``: a larger step and a short patience so that every model trains in seconds.
