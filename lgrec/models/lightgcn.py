@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_int, check_random_state
-from ..graph import BipartiteGraph, normalized_adjacency, propagate
+from ..graph import (BipartiteGraph, batch_rows, normalized_adjacency, propagate, propagate_rows,
+                     propagate_rows_adjoint)
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
-from ..optim import row_grad
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
 
 __all__ = ["GraphObjective", "LightGCN"]
@@ -50,8 +50,6 @@ class GraphObjective:
         self.n_layers = n_layers
         self.regularization = regularization
         self.params = {"user": user, "item": item}
-        self._grad_users = np.zeros_like(user)
-        self._grad_items = np.zeros_like(item)
 
     def layer0(self) -> tuple[np.ndarray, np.ndarray]:
         """Layer-0 embeddings: users (n_users, d) and items (n_items, d)."""
@@ -62,29 +60,26 @@ class GraphObjective:
         return {"user": d_users, "item": d_items}
 
     def loss_and_grads(self, users, pos, neg):
-        """BPR + L2 loss of a batch; dense gradients through the propagation."""
-        final_users, final_items = propagate(self.graph, *self.layer0(), self.n_layers)
+        """BPR + L2 loss of a batch; dense gradients through the propagation.
+
+        Only the batch's rows of the final embeddings are computed and the
+        backward pass starts from them (:func:`lgrec.graph.propagate_rows`).
+        """
         batch = users.shape[0]
         items = np.concatenate([pos, neg])
-        e_u, e_i, e_j = final_users[users], final_items[pos], final_items[neg]
-        loss, cache = bpr_forward(e_u, e_i, e_j)
+        rows = batch_rows(self.graph, users, items)
+        final_users, final_items = propagate_rows(self.graph, rows, *self.layer0(), self.n_layers)
+        e_u, e_ij = final_users[rows.user_index], final_items[rows.item_index]
+        loss, cache = bpr_forward(e_u, e_ij[:batch], e_ij[batch:])
         d_u, d_i, d_j = bpr_backward(cache)
-        d_final_users = row_grad(users, d_u)
-        d_final_items = row_grad(items, np.concatenate([d_i, d_j]))
-        g_users, g_items = self._grad_users, self._grad_items
-        g_users[d_final_users.rows] = d_final_users.values
-        g_items[d_final_items.rows] = d_final_items.values
-        d_users, d_items = propagate(self.graph, g_users, g_items, self.n_layers)
-        g_users[d_final_users.rows] = 0
-        g_items[d_final_items.rows] = 0
+        g_users, g_items = rows.sum_by_user(d_u), rows.sum_by_item(np.concatenate([d_i, d_j]))
+        d_users, d_items = propagate_rows_adjoint(self.graph, rows, g_users, g_items, self.n_layers)
         reg = self.regularization
         ego_users, ego_items = self.params["user"][users], self.params["item"][items]
         loss += l2_forward(reg, batch, ego_users, ego_items)
-        reg_users = row_grad(users, l2_backward(reg, batch, ego_users))
-        reg_items = row_grad(items, l2_backward(reg, batch, ego_items))
-        d_users[reg_users.rows] += reg_users.values
-        d_items[reg_items.rows] += reg_items.values
-        return loss, self.layer0_grads(d_users, d_items, d_final_items.rows)
+        d_users[rows.users] += rows.sum_by_user(l2_backward(reg, batch, ego_users))
+        d_items[rows.items] += rows.sum_by_item(l2_backward(reg, batch, ego_items))
+        return loss, self.layer0_grads(d_users, d_items, rows.items)
 
     def factors(self):
         return propagate(self.graph, *self.layer0(), self.n_layers)

@@ -54,10 +54,10 @@ import scipy.sparse as sp
 from .._base import check_is_fitted
 from .._validation import check_bool, check_choice, check_features, check_float, check_int, check_random_state
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
-from ..graph import BipartiteGraph, normalized_adjacency, propagate
+from ..graph import (BipartiteGraph, batch_rows, normalized_adjacency, propagate, propagate_rows,
+                     propagate_rows_adjoint)
 from ..knn import knn_adjacency
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
-from ..optim import row_grad
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
 
 __all__ = ["RLMMObjective", "RLMultimodalRec", "content_memory", "fit", "gate_summary"]
@@ -155,13 +155,12 @@ class RLMMObjective:
         self.memory_weight = memory_weight
         self.params = {"user": user, "item": item, **(fusion if self.inputs is not None else {})}
         degree = np.diff(graph.r_norm_t.indptr)
-        self.isolated = np.flatnonzero(degree == 0) if cold_start else np.empty(0, dtype=np.int64)
+        self.is_isolated = (degree == 0) if cold_start else np.zeros(graph.n_items, dtype=bool)
+        self.isolated = np.flatnonzero(self.is_isolated)
         self.id_mask = (degree > 0).astype(user.dtype)[:, None] if cold_start else None
         self.content_pos = np.full(graph.n_items, -1, dtype=np.int64)
         if self.inputs is not None:
             self.content_pos[self.inputs.items] = np.arange(self.inputs.items.shape[0])
-        self._grad_users = np.zeros_like(user)
-        self._grad_items = np.zeros_like(item)
         self._window = 0
         self._fused = self._cache = self._acc_d_fused = None
 
@@ -199,19 +198,26 @@ class RLMMObjective:
         return self.memory_weight * np.asarray(self.memory[users, items], dtype=self.params["user"].dtype).ravel()
 
     def loss_and_grads(self, users, pos, neg):
-        """Loss of a batch and the gradients of every parameter."""
+        """Loss of a batch and the gradients of every parameter.
+
+        Only the batch's rows of the final embeddings are computed and the
+        backward pass starts from them (:func:`lgrec.graph.propagate_rows`).
+        """
         if self._window == 0 or self._fused is None:
             self._fused, self._cache = self.content()
         fused, cache = self._fused, self._cache
         layer_users, layer_items = self.layer0(fused)
-        final_users, final_items = self.final(layer_users, layer_items)
         batch = users.shape[0]
         items = np.concatenate([pos, neg])
-        e_u = final_users[users]
+        rows = batch_rows(self.graph, users, items)
+        final_users, final_items = propagate_rows(self.graph, rows, layer_users, layer_items, self.n_layers)
+        isolated = self.is_isolated[rows.items]  # cold-start items of the batch keep their layer 0
+        final_items[isolated] = layer_items[rows.items[isolated]]
+        e_u, e_ij = final_users[rows.user_index], final_items[rows.item_index]
         offset = None
         if self.memory is not None:
             offset = self.memory_scores(users, pos) - self.memory_scores(users, neg)
-        loss, bpr_cache = bpr_forward(e_u, final_items[pos], final_items[neg], offset)
+        loss, bpr_cache = bpr_forward(e_u, e_ij[:batch], e_ij[batch:], offset)
         d_u, d_i, d_j = bpr_backward(bpr_cache)
         d_content = None
         if self.content_weight > 0:
@@ -220,29 +226,21 @@ class RLMMObjective:
             w = self.content_weight
             loss += w * c_loss
             d_u += w * cd_u
-            d_content = row_grad(items, w * np.concatenate([cd_i, cd_j]))
-        d_final_users = row_grad(users, d_u)
-        d_final_items = row_grad(items, np.concatenate([d_i, d_j]))
-        g_users, g_items = self._grad_users, self._grad_items
-        g_users[d_final_users.rows] = d_final_users.values
-        g_items[d_final_items.rows] = d_final_items.values
-        d_users, d_items = propagate(self.graph, g_users, g_items, self.n_layers)
-        d_items[self.isolated] = g_items[self.isolated]
-        g_users[d_final_users.rows] = 0
-        g_items[d_final_items.rows] = 0
+            d_content = rows.sum_by_item(w * np.concatenate([cd_i, cd_j]))
+        g_users, g_items = rows.sum_by_user(d_u), rows.sum_by_item(np.concatenate([d_i, d_j]))
+        d_users, d_items = propagate_rows_adjoint(self.graph, rows, g_users, g_items, self.n_layers)
+        d_items[rows.items[isolated]] = g_items[isolated]
         reg = self.regularization
         ego_users, ego_items = layer_users[users], layer_items[items]
         loss += l2_forward(reg, batch, ego_users, ego_items)
-        reg_users = row_grad(users, l2_backward(reg, batch, ego_users))
-        reg_items = row_grad(items, l2_backward(reg, batch, ego_items))
-        d_users[reg_users.rows] += reg_users.values
-        d_items[reg_items.rows] += reg_items.values
+        d_users[rows.users] += rows.sum_by_user(l2_backward(reg, batch, ego_users))
+        d_items[rows.items] += rows.sum_by_item(l2_backward(reg, batch, ego_items))
         grads = {"user": d_users, "item": d_items if self.id_mask is None else d_items * self.id_mask}
         if fused is not None:
             d_fused = d_items[self.inputs.items]
             if d_content is not None:
-                at = self.content_pos[d_content.rows]
-                d_fused[at[at >= 0]] += d_content.values[at >= 0]  # items without features have no content
+                at = self.content_pos[rows.items]
+                d_fused[at[at >= 0]] += d_content[at >= 0]  # items without features have no content
             self._acc_d_fused = d_fused if self._acc_d_fused is None else self._acc_d_fused + d_fused
             self._window += 1
             if self._window == self.content_refresh:
