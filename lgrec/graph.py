@@ -151,6 +151,14 @@ def normalized_adjacency(
     return BipartiteGraph(r_norm=r_norm, r_norm_t=r_norm_t, threaded=threaded)
 
 
+def _mean_of_layers(total_users: np.ndarray, total_items: np.ndarray, n_layers: int):
+    """Divide the layer sums by ``n_layers + 1`` in place (in their own dtype) and return them."""
+    scale = total_users.dtype.type(1.0 / (n_layers + 1))
+    total_users *= scale
+    total_items *= scale
+    return total_users, total_items
+
+
 def propagate(
     graph: BipartiteGraph, users: np.ndarray, items: np.ndarray, n_layers: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -183,10 +191,7 @@ def propagate(
         layer_users, layer_items = graph.matmul(layer_users, layer_items)
         total_users += layer_users
         total_items += layer_items
-    scale = users.dtype.type(1.0 / (n_layers + 1))
-    total_users *= scale
-    total_items *= scale
-    return total_users, total_items
+    return _mean_of_layers(total_users, total_items, n_layers)
 
 
 @dataclass(frozen=True)
@@ -303,10 +308,7 @@ def propagate_rows(
     last_users, last_items = rows.matmul(layer_users, layer_items)
     total_users += last_users
     total_items += last_items
-    scale = users.dtype.type(1.0 / (n_layers + 1))
-    total_users *= scale
-    total_items *= scale
-    return total_users, total_items
+    return _mean_of_layers(total_users, total_items, n_layers)
 
 
 def propagate_rows_adjoint(
@@ -332,7 +334,6 @@ def propagate_rows_adjoint(
     d_users : ndarray of shape (n_users, d)
     d_items : ndarray of shape (n_items, d)
     """
-    scale = grad_users.dtype.type(1.0 / (n_layers + 1))
     if n_layers == 0:
         total_users = np.zeros((graph.n_users, grad_users.shape[1]), dtype=grad_users.dtype)
         total_items = np.zeros((graph.n_items, grad_items.shape[1]), dtype=grad_items.dtype)
@@ -344,6 +345,4 @@ def propagate_rows_adjoint(
             total_items += layer_items
     total_users[rows.users] += grad_users
     total_items[rows.items] += grad_items
-    total_users *= scale
-    total_items *= scale
-    return total_users, total_items
+    return _mean_of_layers(total_users, total_items, n_layers)
