@@ -37,13 +37,15 @@ FIXES = [
     ("+ content BPR term", {**PAPER, "cold_start": True, "content_weight": 1.0}, "both"),
     ("+ isometric projection init", {**PAPER, "cold_start": True, "content_weight": 1.0,
                                      "projection_init": "isometric"}, "both"),
-    ("+ content-neighbour memory (= default)", {}, "both"),
+    ("+ content-neighbour memory", {"memory_image_share": 0.5}, "both"),
+    ("+ memory image share 0.25 (= default)", {}, "both"),
 ]
 LEAVE_ONE_OUT = [
     ("default - cold-start path", {"cold_start": False}, "both"),
     ("default - content BPR term", {"content_weight": 0.0}, "both"),
     ("default - isometric init", {"projection_init": "glorot"}, "both"),
     ("default - memory", {"n_neighbors": 0}, "both"),
+    ("default - memory image share (0.5)", {"memory_image_share": 0.5}, "both"),
 ]
 ABLATIONS = [
     ("image only", {}, "image"),

@@ -55,17 +55,20 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         assert_grad_close(_dense(grads[name], param.shape[0]), numeric, name=name)
 
 
-def test_content_memory_matches_a_brute_force_oracle():
+@pytest.mark.parametrize("image_share", [0.5, 0.25, 0.9])
+def test_content_memory_matches_a_brute_force_oracle(image_share):
     rng = np.random.default_rng(4)
     train = random_interactions(rng, 5, 9, 0.3)
     img, txt = rng.standard_normal((9, 4)), rng.standard_normal((9, 3))
     img[7] = txt[7] = 0.0  # no features: no neighbours, nobody's neighbour
+    img[2] = 0.0  # text only: its similarity is the text cosine
     inputs, _ = prepare_features(img, txt, 9, "none")
-    memory = content_memory(train, inputs, 3).toarray()
+    memory = content_memory(train, inputs, 3, image_share).toarray()
     unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-300)
-    content = np.hstack([unit(img), unit(txt)]) / np.sqrt(2)
-    content[7] = 0.0
-    cos = content @ content.T
+    cos_v, cos_t = unit(img) @ unit(img).T, unit(txt) @ unit(txt).T
+    cos = image_share * cos_v + (1 - image_share) * cos_t  # both items with both modalities
+    cos[2, :] = cos[:, 2] = cos_t[2] * np.sqrt(1 - image_share)  # the text-only item's unit vector is the text
+    cos[2, 2] = 1.0
     similar = np.zeros((9, 9))
     for i in range(9):
         if i == 7:

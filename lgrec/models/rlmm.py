@@ -29,8 +29,10 @@ Three changes fix it, each measured on the H&M data:
    histories. The score adds :math:`\alpha\, m_{ui}` with
    :math:`m_{ui} = \frac{1}{|N_u|}\sum_{j \in N_u} s_{ij}`, where :math:`s_{ij}`
    is the cosine of the raw item features when :math:`j` is among the
-   :math:`k` nearest items of :math:`i` (0 otherwise). :math:`m` is fixed; the
-   embeddings are trained with it in the score, so they learn what it misses.
+   :math:`k` nearest items of :math:`i` (0 otherwise); the cosine weighs the
+   photo by ``memory_image_share`` and the text by the rest. :math:`m` is
+   fixed; the embeddings are trained with it in the score, so they learn what
+   it misses.
 
 Loss of a batch of triplets :math:`(u, i, j)`, with
 :math:`x_{uij} = e_u^\top(e_i - e_j) + \alpha (m_{ui} - m_{uj})`:
@@ -66,19 +68,25 @@ _FUSION_ATTRS = {"W_v": "image_weights_", "b_v": "image_bias_", "W_t": "text_wei
                  "W_g": "gate_weights_", "b_g": "gate_bias_"}
 
 
-def content_memory(train: sp.csr_matrix, inputs: FusionInputs, k: int) -> sp.csr_matrix:
+def content_memory(train: sp.csr_matrix, inputs: FusionInputs, k: int,
+                   image_share: float = 0.5) -> sp.csr_matrix:
     """The content-neighbour memory :math:`m_{ui}` of every user and item.
 
     Item content is the concatenation of the (scaled) modalities of
-    ``inputs``, each L2-normalised; :math:`s_{ij}` is the cosine of items
-    ``i`` and ``j`` when ``j`` is among the ``k`` most similar other items of
-    ``i``. Computed in blocks of items (:func:`lgrec.knn.knn_adjacency`).
+    ``inputs``, each L2-normalised and weighted by the square root of its
+    share, then L2-normalised; for two items with both modalities
+    :math:`s_{ij} = w \\cos_v(i, j) + (1 - w) \\cos_t(i, j)`. :math:`s_{ij}`
+    is kept when ``j`` is among the ``k`` most similar other items of ``i``.
+    Computed in blocks of items (:func:`lgrec.knn.knn_adjacency`).
 
     Parameters
     ----------
     train : scipy.sparse.csr_matrix of shape (n_users, n_items)
     inputs : FusionInputs
     k : int
+    image_share : float, default=0.5
+        :math:`w`, weight of the image cosine (the text gets :math:`1 - w`);
+        0.5 is the plain concatenation of the two unit vectors.
 
     Returns
     -------
@@ -87,11 +95,12 @@ def content_memory(train: sp.csr_matrix, inputs: FusionInputs, k: int) -> sp.csr
     """
     n_content = inputs.items.shape[0]
     blocks = []
-    for values, pos in ((inputs.image, inputs.image_pos), (inputs.text, inputs.text_pos)):
+    for values, pos, share in ((inputs.image, inputs.image_pos, image_share),
+                               (inputs.text, inputs.text_pos, 1.0 - image_share)):
         if values is not None:
             block = np.zeros((n_content, values.shape[1]), dtype=np.float32)
             norms = np.linalg.norm(values, axis=1, keepdims=True)
-            block[pos] = np.divide(values, norms, out=np.zeros_like(values), where=norms > 0)
+            block[pos] = np.divide(values, norms, out=np.zeros_like(values), where=norms > 0) * np.sqrt(share)
             blocks.append(block)
     content = np.hstack(blocks)
     content /= np.maximum(np.linalg.norm(content, axis=1, keepdims=True), 1e-12)
@@ -305,6 +314,10 @@ class RLMultimodalRec(Recommender):
         Neighbours per item of the content-neighbour memory (0 = no memory).
     memory_weight : float, default=10.0
         :math:`\\alpha`, weight of the memory in the score.
+    memory_image_share : float in [0, 1], default=0.25
+        Weight of the photo cosine in the memory's item similarity (the text
+        gets the rest; 0.5 = both equal). 0.25 was chosen on the H&M validation
+        split among {0, 0.1, 0.25, 0.5} (``benchmarks/README.md``).
     cold_start : bool, default=True
         Items without training interactions use their fused content at full
         weight and no ID embedding (False = the direct reading of the paper).
@@ -368,6 +381,7 @@ class RLMultimodalRec(Recommender):
         content_weight: float = 1.0,
         n_neighbors: int = 10,
         memory_weight: float = 10.0,
+        memory_image_share: float = 0.25,
         cold_start: bool = True,
         gate: str = "learned",
         feature_scaling: str = "l2",
@@ -386,6 +400,7 @@ class RLMultimodalRec(Recommender):
         self.content_weight = content_weight
         self.n_neighbors = n_neighbors
         self.memory_weight = memory_weight
+        self.memory_image_share = memory_image_share
         self.cold_start = cold_start
         self.gate = gate
         self.feature_scaling = feature_scaling
@@ -404,6 +419,7 @@ class RLMultimodalRec(Recommender):
         check_float(self.content_weight, "content_weight", owner, low=0.0)
         check_int(self.n_neighbors, "n_neighbors", owner, low=0)
         check_float(self.memory_weight, "memory_weight", owner, low=0.0)
+        check_float(self.memory_image_share, "memory_image_share", owner, low=0.0, high=1.0)
         check_bool(self.cold_start, "cold_start", owner)
         check_choice(self.gate, "gate", owner, ("learned", "average"))
         check_choice(self.feature_scaling, "feature_scaling", owner, ("l2", "standard", "none"))
@@ -444,7 +460,7 @@ class RLMultimodalRec(Recommender):
             fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim,
                                         projection=self.projection_init, input_norms=inputs.input_norms())
             if self.n_neighbors and self.memory_weight > 0 and inputs.items.size > 1:
-                memory = content_memory(train_matrix, inputs, self.n_neighbors)
+                memory = content_memory(train_matrix, inputs, self.n_neighbors, self.memory_image_share)
         objective = RLMMObjective(
             normalized_adjacency(train_matrix), user, item, fusion, inputs, self.n_layers,
             self.regularization, self.content_weight, self.cold_start,
