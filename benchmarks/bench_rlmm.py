@@ -59,6 +59,11 @@ MEMORY_SHARE = [
     ("memory image share 0 (text cosine only)", {"memory_image_share": 0.0}, "both"),
     ("memory image share 0.1", {"memory_image_share": 0.1}, "both"),
 ]
+# The gate takes ~3 Adam steps per H&M epoch; these rows give it a larger step size.
+GATE_STEP = [
+    ("gate step size 0.03", {"gate_learning_rate": 0.03}, "both"),
+    ("gate step size 0.1", {"gate_learning_rate": 0.1}, "both"),
+]
 
 
 def run(dataset, cold_truth, make, modalities, seeds):
@@ -73,11 +78,16 @@ def run(dataset, cold_truth, make, modalities, seeds):
         test = lgrec.evaluate(model, dataset.test, dataset.train, k=(10, 20))
         cold = lgrec.evaluate(model, cold_truth, dataset.train, k=(20,))
         history = getattr(model, "history_", [])
+        share = None
+        if image is not None and text is not None and hasattr(model, "image_share_"):
+            both = image.any(axis=1) & text.any(axis=1)  # the gate is free only where both exist
+            share = np.percentile(model.image_share_[both], [5, 50, 95]).tolist()
         rows.append({
             "seed": seed, "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
             "recall@10": test["recall@10"], "ndcg@10": test["ndcg@10"], "cold_recall@20": cold["recall@20"],
             "best_valid_recall@20": max((h["valid_recall@20"] for h in history), default=None),
             "best_epoch": getattr(model, "best_epoch_", None), "epochs": len(history), "fit_seconds": seconds,
+            "image_share_p5_p50_p95": share,
         })
     return rows
 
@@ -102,14 +112,14 @@ def quality(args):
         entry = {"group": group, "name": name, "runs": rows, **summarise(rows)}
         table.append(entry)
         r, n, c = entry["recall@20"], entry["ndcg@20"], entry["cold_recall@20"]
-        print(f"{group:10s} {name:42s} R@20 {r['mean']:.4f}±{r['std']:.4f}  N@20 {n['mean']:.4f}±{n['std']:.4f}  "
+        print(f"{group:12s} {name:42s} R@20 {r['mean']:.4f}±{r['std']:.4f}  N@20 {n['mean']:.4f}±{n['std']:.4f}  "
               f"cold R@20 {c['mean']:.4f}  epochs {entry['best_epochs']}", flush=True)
 
     add("baseline", "Popularity", lambda s: lgrec.Popularity(), seeds=[0])
     add("baseline", "ContentKNN (content profile)", lambda s: lgrec.ContentKNN(), seeds=[0])
     add("baseline", "LightGCN", lambda s: lgrec.LightGCN(random_state=s))
     for group, rows in (("fixes", FIXES), ("leave-out", LEAVE_ONE_OUT), ("ablation", ABLATIONS),
-                        ("memory share", MEMORY_SHARE)):
+                        ("memory share", MEMORY_SHARE), ("gate step", GATE_STEP)):
         for name, params, modalities in rows:
             add(group, name, lambda s, p=params: lgrec.RLMultimodalRec(random_state=s, **p), modalities)
     result = {"command": "python benchmarks/bench_rlmm.py quality " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "mode"),

@@ -79,11 +79,18 @@ class Adam:
     beta1 : float, default=0.9
     beta2 : float, default=0.999
     eps : float, default=1e-8
+    learning_rates : dict of str to float, optional
+        Step sizes of individual parameters (by name) that differ from ``learning_rate``.
     """
 
     def __init__(self, params: dict[str, np.ndarray], learning_rate: float = 1e-3,
-                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 learning_rates: dict[str, float] | None = None):
+        unknown = sorted(set(learning_rates or {}) - set(params))
+        if unknown:
+            raise ValueError(f"learning_rates must name parameters among {sorted(params)}; got {unknown}.")
         self.learning_rate = learning_rate
+        self.learning_rates = dict(learning_rates or {})
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
@@ -109,7 +116,7 @@ class Adam:
             param = params[name]
             self.steps[name] += 1
             t = self.steps[name]
-            args = (self.learning_rate, self.beta1, self.beta2, self.eps, 1.0 - self.beta1**t, 1.0 - self.beta2**t)
+            args = (self.learning_rates.get(name, self.learning_rate), self.beta1, self.beta2, self.eps, 1.0 - self.beta1**t, 1.0 - self.beta2**t)
             if isinstance(grad, RowGrad):
                 adam_rows(param, grad.rows, grad.values, self.m[name], self.v[name], *args)
             else:

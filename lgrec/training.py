@@ -18,7 +18,9 @@ An objective is any object with
 - optionally ``scorer()``, an object with ``score_users(user_ids)`` that
   validation ranks with (default: the dot product of ``factors()``);
 - optionally ``start_epoch(rng)``, called before each epoch (FREEDOM resamples
-  its pruned graph there).
+  its pruned graph there);
+- optionally ``learning_rates``, a dict of parameter names to Adam step sizes
+  that differ from the model's ``learning_rate``.
 """
 
 from __future__ import annotations
@@ -164,7 +166,8 @@ def train(
     TrainResult
     """
     params = objective.params
-    optimizer = Adam(params, learning_rate=learning_rate)
+    optimizer = Adam(params, learning_rate=learning_rate,
+                     learning_rates=getattr(objective, "learning_rates", None))
     result = TrainResult()
     best_params = None
     since_best = 0

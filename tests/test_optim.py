@@ -62,3 +62,16 @@ def test_parameters_without_a_gradient_keep_their_own_step_count():
     assert opt.steps == {"a": 2, "b": 1} and opt.t == 2
     # b's first update is a first Adam step (bias corrections of step 1): lr * g / (|g| + eps)
     np.testing.assert_allclose(params["b"], [-0.01 / (1 + 1e-8)], rtol=1e-12)
+
+
+def test_per_parameter_learning_rates():
+    params = {"a": np.array([1.0, 1.0]), "b": np.array([1.0, 1.0])}
+    grads = {"a": np.array([0.5, -2.0]), "b": np.array([0.5, -2.0])}
+    Adam(params, learning_rate=0.1, learning_rates={"b": 0.01}).step(params, grads)
+    np.testing.assert_allclose(params["a"], [0.9, 1.1], rtol=1e-7)
+    np.testing.assert_allclose(params["b"], [0.99, 1.01], rtol=1e-7)
+
+
+def test_learning_rates_must_name_existing_parameters():
+    with pytest.raises(ValueError, match=r"learning_rates must name parameters among \['w'\]; got \['W_g'\]"):
+        Adam({"w": np.zeros(2)}, learning_rates={"W_g": 0.1})

@@ -198,6 +198,27 @@ def test_feature_errors_name_the_argument(synthetic):
         lgrec.RLMultimodalRec(gate="max").fit(synthetic.train)
     with pytest.raises(ValueError, match="The 'content_weight' parameter"):
         lgrec.RLMultimodalRec(content_weight=-1.0).fit(synthetic.train)
+    with pytest.raises(ValueError, match=r"'memory_image_share' parameter of RLMultimodalRec must be a float in the range \[0.0, 1.0\]"):
+        lgrec.RLMultimodalRec(memory_image_share=1.5).fit(synthetic.train)
+    with pytest.raises(ValueError, match=r"'gate_learning_rate' parameter of RLMultimodalRec must be a float in the range \(0.0, inf\)"):
+        lgrec.RLMultimodalRec(gate_learning_rate=0.0).fit(synthetic.train)
+
+
+def test_gate_learning_rate_steps_only_the_gate(synthetic):
+    """A larger gate step moves the gate further; the projections take the same steps as before."""
+    kw = dict(max_epochs=3, batch_size=256, content_refresh=1, random_state=0)
+    plain = lgrec.RLMultimodalRec(**kw).fit(synthetic.train, synthetic.image, synthetic.text)
+    fast = lgrec.RLMultimodalRec(gate_learning_rate=0.1, **kw).fit(synthetic.train, synthetic.image, synthetic.text)
+    start = lgrec.RLMultimodalRec(**{**kw, "max_epochs": 1}).set_params(learning_rate=1e-12)
+    start.fit(synthetic.train, synthetic.image, synthetic.text)  # (almost) the initial gate
+    moved = lambda m: np.abs(m.gate_weights_ - start.gate_weights_).max()
+    assert moved(fast) > 20 * moved(plain)
+    # the first Adam step of W_v is lr * sign(g) whatever the gate step size
+    first = lgrec.RLMultimodalRec(gate_learning_rate=0.1, **{**kw, "max_epochs": 1, "batch_size": 10**6})
+    first.fit(synthetic.train, synthetic.image, synthetic.text)
+    base = lgrec.RLMultimodalRec(**{**kw, "max_epochs": 1, "batch_size": 10**6})
+    base.fit(synthetic.train, synthetic.image, synthetic.text)
+    np.testing.assert_allclose(first.image_weights_, base.image_weights_, rtol=1e-6)
 
 
 def test_one_call_fit_and_gate_summary(synthetic):

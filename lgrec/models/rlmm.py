@@ -147,12 +147,14 @@ class RLMMObjective:
         Content-neighbour memory :math:`m` (:func:`content_memory`).
     memory_weight : float
         :math:`\\alpha`.
+    gate_learning_rate : float or None
+        Adam step size of the gate parameters (None: the model's learning rate).
     """
 
     def __init__(self, graph: BipartiteGraph, user, item, fusion, inputs: FusionInputs | None,
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
                  fixed_gate: float | None = None, content_refresh: int = 1, memory=None,
-                 memory_weight: float = 0.0):
+                 memory_weight: float = 0.0, gate_learning_rate: float | None = None):
         self.graph = graph
         self.inputs = inputs if inputs is not None and inputs.items.size else None
         self.n_layers = n_layers
@@ -163,6 +165,8 @@ class RLMMObjective:
         self.memory = memory if memory_weight > 0 else None
         self.memory_weight = memory_weight
         self.params = {"user": user, "item": item, **(fusion if self.inputs is not None else {})}
+        gate_params = [name for name in ("W_g", "b_g") if name in self.params] if fixed_gate is None else []
+        self.learning_rates = dict.fromkeys(gate_params, gate_learning_rate) if gate_learning_rate else {}
         degree = np.diff(graph.r_norm_t.indptr)
         self.is_isolated = (degree == 0) if cold_start else np.zeros(graph.n_items, dtype=bool)
         self.isolated = np.flatnonzero(self.is_isolated)
@@ -323,6 +327,11 @@ class RLMultimodalRec(Recommender):
         weight and no ID embedding (False = the direct reading of the paper).
     gate : {"learned", "average"}, default="learned"
         "average" fixes the gate at 0.5 (ablation).
+    gate_learning_rate : float or None, default=None
+        Adam step size of the gate's parameters; None uses ``learning_rate``.
+        The gate takes one step per ``content_refresh`` batches, so with early
+        stopping after a few epochs it barely leaves 0.5 at the default step
+        size (``benchmarks/README.md``).
     feature_scaling : {"l2", "standard", "none"}, default="l2"
         Per-modality input scaling: L2-normalise each item's row, standardise
         each column (statistics over items that have the modality), or none.
@@ -384,6 +393,7 @@ class RLMultimodalRec(Recommender):
         memory_image_share: float = 0.25,
         cold_start: bool = True,
         gate: str = "learned",
+        gate_learning_rate: float | None = None,
         feature_scaling: str = "l2",
         projection_init: str = "isometric",
         content_refresh: int = 4,
@@ -403,6 +413,7 @@ class RLMultimodalRec(Recommender):
         self.memory_image_share = memory_image_share
         self.cold_start = cold_start
         self.gate = gate
+        self.gate_learning_rate = gate_learning_rate
         self.feature_scaling = feature_scaling
         self.projection_init = projection_init
         self.content_refresh = content_refresh
@@ -422,6 +433,8 @@ class RLMultimodalRec(Recommender):
         check_float(self.memory_image_share, "memory_image_share", owner, low=0.0, high=1.0)
         check_bool(self.cold_start, "cold_start", owner)
         check_choice(self.gate, "gate", owner, ("learned", "average"))
+        if self.gate_learning_rate is not None:
+            check_float(self.gate_learning_rate, "gate_learning_rate", owner, low=0.0, closed="neither")
         check_choice(self.feature_scaling, "feature_scaling", owner, ("l2", "standard", "none"))
         check_choice(self.projection_init, "projection_init", owner, ("isometric", "glorot"))
         check_int(self.content_refresh, "content_refresh", owner, low=1)
@@ -465,7 +478,7 @@ class RLMultimodalRec(Recommender):
             normalized_adjacency(train_matrix), user, item, fusion, inputs, self.n_layers,
             self.regularization, self.content_weight, self.cold_start,
             fixed_gate=0.5 if self.gate == "average" else None, content_refresh=self.content_refresh,
-            memory=memory, memory_weight=self.memory_weight,
+            memory=memory, memory_weight=self.memory_weight, gate_learning_rate=self.gate_learning_rate,
         )
         self._train(objective, train_matrix, valid, rng)
         self.user_embeddings_ = objective.params["user"]
