@@ -172,6 +172,7 @@ def main() -> None:
     mf = MFObjective(xavier_normal(rng, data.n_users, 64), xavier_normal(rng, data.n_items, 64), 1e-4)
     mf_opt = Adam(mf.params)
     results["bprmf_epoch"] = timed(lambda: run_epoch(mf, sampler, rng, optimizer=mf_opt), args.repeats)
+    results["bprmf_epoch_profile"] = profile_epoch(mf, sampler, rng)
     results["implicit_bpr_epoch"] = implicit_epoch(train, args.repeats)
 
     model = lgrec.LightGCN(random_state=0, max_epochs=1).fit(train)
@@ -200,9 +201,10 @@ def main() -> None:
     for name in ("lightgcn_full_fit", "bprmf_full_fit"):
         if name in results:
             print(name, json.dumps(results[name]))
-    print("profile of one LightGCN epoch (top by own time):")
-    for row in results["lightgcn_epoch_profile"]:
-        print(f"  {row['tottime_s']:7.3f}s {row['calls']:5d}  {row['function']}")
+    for name in ("lightgcn", "bprmf"):
+        print(f"profile of one {name} epoch (top by own time):")
+        for row in results[f"{name}_epoch_profile"]:
+            print(f"  {row['tottime_s']:7.3f}s {row['calls']:5d}  {row['function']}")
 
 
 if __name__ == "__main__":
