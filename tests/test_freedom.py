@@ -40,12 +40,18 @@ def test_freedom_objective_gradient(seed, n_users, n_items, batch, n_layers, n_m
     check_objective_gradients(objective, *triplets(rng, train, batch))
 
 
-def test_item_graph_backward_is_the_transpose():
+@pytest.mark.parametrize("n_mm_layers", [0, 1, 2])
+def test_item_graph_rows_and_their_adjoint(n_mm_layers):
+    """Batch rows of S^M x equal the rows of the full product; the backward pass is its adjoint."""
     rng = np.random.default_rng(0)
     train = random_interactions(rng, 5, 8, 0.4)
-    objective = _objective(rng, train, ("image", "text"), 0.3, 2, 2, 0.0, 1.0, 0.0)
-    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 3))
-    np.testing.assert_allclose(np.vdot(objective._item_side(x), y), np.vdot(x, objective._item_side_backward(y)))
+    objective = _objective(rng, train, ("image", "text"), 0.3, 2, n_mm_layers, 0.0, 1.0, 0.0)
+    rows = np.array([1, 4, 5])
+    block = objective.item_graph[rows]
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((3, 3))
+    side = objective._item_side_rows(block, rows, x)
+    np.testing.assert_allclose(side, objective._item_side(x)[rows])
+    np.testing.assert_allclose(np.vdot(side, y), np.vdot(x, objective._item_side_rows_backward(block, rows, y)))
 
 
 def test_factors_use_the_full_graph_plus_the_item_graph():

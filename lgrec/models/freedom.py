@@ -36,10 +36,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import check_features, check_float, check_int, check_random_state
-from ..graph import normalized_adjacency, propagate
+from ..graph import batch_rows, normalized_adjacency, propagate, propagate_rows, propagate_rows_adjoint
 from ..knn import modality_graph
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
-from ..optim import row_grad
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
 from .vbpr import ItemFeatures
 
@@ -137,8 +136,6 @@ class FreedomObjective:
         for m, (w, b) in projections.items():
             self.params[f"{m}_proj"] = w
             self.params[f"{m}_bias"] = b
-        self._grad_users = np.zeros_like(user)
-        self._grad_items = np.zeros_like(item)
 
     def start_epoch(self, rng: np.random.Generator) -> None:
         """Resample the pruned user-item graph used for this epoch's batches."""
@@ -153,9 +150,22 @@ class FreedomObjective:
             items = self.item_graph @ items
         return items
 
-    def _item_side_backward(self, grad: np.ndarray) -> np.ndarray:
-        """:math:`(S^\\top)^M` ``grad``."""
-        for _ in range(self.n_mm_layers):
+    def _item_side_rows(self, block: sp.csr_matrix, item_rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Rows ``item_rows`` of :math:`S^M` ``items``; ``block`` is ``item_graph[item_rows]``."""
+        if self.n_mm_layers == 0:
+            return items[item_rows]
+        for _ in range(self.n_mm_layers - 1):
+            items = self.item_graph @ items
+        return block @ items
+
+    def _item_side_rows_backward(self, block: sp.csr_matrix, item_rows: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """Adjoint of :meth:`_item_side_rows`: :math:`(S^\\top)^M` of ``grad`` placed at ``item_rows``."""
+        if self.n_mm_layers == 0:
+            out = np.zeros((self.item_graph.shape[0], grad.shape[1]), dtype=grad.dtype)
+            out[item_rows] = grad
+            return out
+        grad = block.T @ grad
+        for _ in range(self.n_mm_layers - 1):
             grad = self.item_graph_t @ grad
         return grad
 
@@ -174,20 +184,27 @@ class FreedomObjective:
         return out
 
     def loss_and_grads(self, users, pos, neg):
-        """Loss of a batch on the current training graph and the gradients of every parameter."""
+        """Loss of a batch on the current training graph and the gradients of every parameter.
+
+        Only the batch's rows of the final embeddings are computed and the
+        backward pass starts from them (:func:`lgrec.graph.propagate_rows`).
+        """
         p = self.params
         batch = users.shape[0]
-        rows = np.concatenate([pos, neg])
-        final_users, final_items = self._forward(self.graph)
-        e_u = final_users[users]
-        loss, cache = bpr_forward(e_u, final_items[pos], final_items[neg])
+        items = np.concatenate([pos, neg])
+        rows = batch_rows(self.graph, users, items)
+        block = self.item_graph[rows.items]
+        final_users, final_items = propagate_rows(self.graph, rows, p["user"], p["item"], self.n_layers)
+        final_items += self._item_side_rows(block, rows.items, p["item"])
+        e_u, e_ij = final_users[rows.user_index], final_items[rows.item_index]
+        loss, cache = bpr_forward(e_u, e_ij[:batch], e_ij[batch:])
         d_u, d_i, d_j = bpr_backward(cache)
         grads = {}
         lam = self.modality_weight
-        selected, gathered = self.features.lookup(rows, p["user"].dtype)
+        selected, gathered = self.features.lookup(items, p["user"].dtype)
         for m in self.modalities:
             x = gathered[m]
-            proj = self._projected(m, rows, selected, x)
+            proj = self._projected(m, items, selected, x)
             m_loss, m_cache = bpr_forward(e_u, proj[:batch], proj[batch:])
             m_du, m_di, m_dj = bpr_backward(m_cache)
             loss += lam * m_loss
@@ -195,23 +212,15 @@ class FreedomObjective:
             d_proj = lam * np.concatenate([m_di, m_dj])
             grads[f"{m}_proj"] = x.T @ d_proj[selected]
             grads[f"{m}_bias"] = d_proj.sum(axis=0)
-        d_final_users = row_grad(users, d_u)
-        d_final_items = row_grad(rows, np.concatenate([d_i, d_j]))
-        g_users, g_items = self._grad_users, self._grad_items
-        g_users[d_final_users.rows] = d_final_users.values
-        g_items[d_final_items.rows] = d_final_items.values
-        d_users, d_items = propagate(self.graph, g_users, g_items, self.n_layers)
-        d_items += self._item_side_backward(g_items)
-        g_users[d_final_users.rows] = 0
-        g_items[d_final_items.rows] = 0
+        g_users, g_items = rows.sum_by_user(d_u), rows.sum_by_item(np.concatenate([d_i, d_j]))
+        d_users, d_items = propagate_rows_adjoint(self.graph, rows, g_users, g_items, self.n_layers)
+        d_items += self._item_side_rows_backward(block, rows.items, g_items)
         mu = self.regularization
         if mu > 0.0:
-            ego_users, ego_items = p["user"][users], p["item"][rows]
+            ego_users, ego_items = p["user"][users], p["item"][items]
             loss += l2_forward(mu, batch, ego_users, ego_items)
-            reg_users = row_grad(users, l2_backward(mu, batch, ego_users))
-            reg_items = row_grad(rows, l2_backward(mu, batch, ego_items))
-            d_users[reg_users.rows] += reg_users.values
-            d_items[reg_items.rows] += reg_items.values
+            d_users[rows.users] += rows.sum_by_user(l2_backward(mu, batch, ego_users))
+            d_items[rows.items] += rows.sum_by_item(l2_backward(mu, batch, ego_items))
         grads["user"] = d_users
         grads["item"] = d_items
         return loss, grads
