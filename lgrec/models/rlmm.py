@@ -248,9 +248,9 @@ class RLMMObjective:
         loss += l2_forward(reg, batch, ego_users, ego_items)
         d_users[rows.users] += rows.sum_by_user(l2_backward(reg, batch, ego_users))
         d_items[rows.items] += rows.sum_by_item(l2_backward(reg, batch, ego_items))
-        grads = {"user": d_users, "item": d_items if self.id_mask is None else d_items * self.id_mask}
+        grads = {"user": d_users, "item": d_items}
         if fused is not None:
-            d_fused = d_items[self.inputs.items]
+            d_fused = d_items[self.inputs.items]  # a copy, taken before the cold-start mask below
             if d_content is not None:
                 at = self.content_pos[rows.items]
                 d_fused[at[at >= 0]] += d_content[at >= 0]  # items without features have no content
@@ -259,6 +259,7 @@ class RLMMObjective:
             if self._window == self.content_refresh:
                 grads.update(fusion_backward(self._acc_d_fused, self.params, self.inputs, cache))
                 self._acc_d_fused, self._window = None, 0
+        d_items[self.isolated] = 0.0  # cold-start items have no ID embedding (no-op without cold_start)
         return loss, grads
 
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
