@@ -69,7 +69,7 @@ def row_grad(index: np.ndarray, values: np.ndarray) -> RowGrad:
 
 
 class Adam:
-    """Adam optimiser state (``m``, ``v``, step ``t``) over a dict of parameters.
+    """Adam optimiser state (``m``, ``v`` and a step count ``steps`` per parameter) over a dict of parameters.
 
     Parameters
     ----------
@@ -94,7 +94,6 @@ class Adam:
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
-        self.t = 0
         self.steps = dict.fromkeys(params, 0)
         self.m = {name: np.zeros_like(p) for name, p in params.items()}
         self.v = {name: np.zeros_like(p) for name, p in params.items()}
@@ -111,12 +110,12 @@ class Adam:
             A parameter missing from ``grads`` is left alone, and its own step
             count (used for the bias corrections) does not advance.
         """
-        self.t += 1
         for name, grad in grads.items():
             param = params[name]
             self.steps[name] += 1
             t = self.steps[name]
-            args = (self.learning_rates.get(name, self.learning_rate), self.beta1, self.beta2, self.eps, 1.0 - self.beta1**t, 1.0 - self.beta2**t)
+            lr = self.learning_rates.get(name, self.learning_rate)
+            args = (lr, self.beta1, self.beta2, self.eps, 1.0 - self.beta1**t, 1.0 - self.beta2**t)
             if isinstance(grad, RowGrad):
                 adam_rows(param, grad.rows, grad.values, self.m[name], self.v[name], *args)
             else:

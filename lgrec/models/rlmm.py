@@ -170,7 +170,6 @@ class RLMMObjective:
         degree = np.diff(graph.r_norm_t.indptr)
         self.is_isolated = (degree == 0) if cold_start else np.zeros(graph.n_items, dtype=bool)
         self.isolated = np.flatnonzero(self.is_isolated)
-        self.id_mask = (degree > 0).astype(user.dtype)[:, None] if cold_start else None
         self.content_pos = np.full(graph.n_items, -1, dtype=np.int64)
         if self.inputs is not None:
             self.content_pos[self.inputs.items] = np.arange(self.inputs.items.shape[0])
@@ -185,10 +184,12 @@ class RLMMObjective:
 
     def layer0(self, fused: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Layer-0 users (n_users, d) and items (n_items, d): ID embeddings plus fused content."""
-        items = self.params["item"] if self.id_mask is None else self.params["item"] * self.id_mask
-        if fused is not None:
-            items = items.copy() if self.id_mask is None else items
-            items[self.inputs.items] += fused
+        items = self.params["item"]
+        if fused is not None or self.isolated.size:
+            items = items.copy()
+            items[self.isolated] = 0.0  # cold-start items have no ID embedding
+            if fused is not None:
+                items[self.inputs.items] += fused
         return self.params["user"], items
 
     def final(self, layer_users: np.ndarray, layer_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -511,16 +512,7 @@ class RLMultimodalRec(Recommender):
                              shape=(self.user_factors_.shape[0], self.item_factors_.shape[0]))
 
     def score_users(self, user_ids) -> np.ndarray:
-        """Scores of all items for some users: factors' dot product plus the memory term.
-
-        Parameters
-        ----------
-        user_ids : ndarray of shape (b,), int
-
-        Returns
-        -------
-        ndarray of shape (b, n_items), float32
-        """
+        """:meth:`Recommender.score_users` plus the memory term :math:`\\alpha m` (shape (b, n_items), float32)."""
         check_is_fitted(self)
         return _MemoryScorer(self.user_factors_, self.item_factors_, self._memory(),
                              self.memory_weight).score_users(user_ids)
