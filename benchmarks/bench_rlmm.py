@@ -9,6 +9,10 @@ Speed (one training epoch, median of repeats, RLMultimodalRec vs LightGCN on the
     python benchmarks/bench_rlmm.py speed --data /work/data/hm --out benchmarks/results/rlmm_speed_hm.json
     python benchmarks/bench_rlmm.py speed --data ../shared/data/amazon-baby --out benchmarks/results/rlmm_speed_baby.json
 
+Colour variants among the content profile's hits (a diagnostic of why the memory term helps)::
+
+    python benchmarks/bench_rlmm.py variants --data /work/data/hm --out benchmarks/results/rlmm_variants_hm.json
+
 Wrap runs in ``flock /tmp/lgrec-bench.lock`` on a shared machine.
 """
 
@@ -194,15 +198,44 @@ def write(path, result):
     print(f"wrote {path}")
 
 
+def variants(args):
+    """How many of the content profile's test hits@20 are colour variants of a product the user bought.
+
+    H&M's article id is the 7-digit ``product_code`` followed by a 3-digit colour/variant code; a hit
+    counts as a colour variant when the user has a training item of the same product code.
+    """
+    import pandas as pd
+
+    dataset = lgrec.load_mmrec(args.data)
+    mapping = pd.read_csv(Path(args.data) / "i_id_mapping.csv", dtype={"article_id": str})
+    product = np.empty(dataset.n_items, dtype=object)
+    product[mapping["itemID"].to_numpy()] = mapping["article_id"].str[:7].to_numpy()
+    model = lgrec.ContentKNN().fit(dataset.train, dataset.image, dataset.text)
+    users = np.flatnonzero(np.diff(dataset.test.indptr))
+    top, _ = model.recommend(users, dataset.train[users], k=20)
+    hits = colour = 0
+    for row, user in enumerate(users):
+        truth = set(dataset.test.indices[dataset.test.indptr[user]:dataset.test.indptr[user + 1]].tolist())
+        bought = set(product[dataset.train.indices[dataset.train.indptr[user]:dataset.train.indptr[user + 1]]])
+        for item in top[row]:
+            if item in truth:
+                hits += 1
+                colour += product[item] in bought
+    result = {"command": "python benchmarks/bench_rlmm.py variants --data DATA --out OUT",
+              "test_users": int(users.size), "content_profile_hits_at_20": hits, "colour_variant_hits": colour}
+    print(result)
+    write(args.out, result)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["quality", "speed"])
+    parser.add_argument("mode", choices=["quality", "speed", "variants"])
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    quality(args) if args.mode == "quality" else speed(args)
+    {"quality": quality, "speed": speed, "variants": variants}[args.mode](args)
 
 
 if __name__ == "__main__":
