@@ -131,21 +131,51 @@ def quality(args):
     write(args.out, result)
 
 
-def epoch_seconds(objective, sampler, repeats, batch_size=2048):
-    rng = np.random.default_rng(0)
-    optimizer = lgrec.optim.Adam(objective.params)
-    times = []
-    for _ in range(repeats + 1):
-        users, pos, neg = sampler.epoch(rng)
+class _EpochRunner:
+    """One objective with its own Adam and triplet stream, timed one epoch at a time."""
+
+    def __init__(self, objective, sampler, batch_size=2048):
+        self.objective, self.sampler, self.batch_size = objective, sampler, batch_size
+        self.optimizer = lgrec.optim.Adam(objective.params)
+        self.rng = np.random.default_rng(0)
+
+    def epoch(self) -> float:
+        users, pos, neg = self.sampler.epoch(self.rng)
         start = time.perf_counter()
-        for b in range(0, users.shape[0], batch_size):
-            window = slice(b, b + batch_size)
-            _, grads = objective.loss_and_grads(users[window], pos[window], neg[window])
-            optimizer.step(objective.params, grads)
-        times.append(time.perf_counter() - start)
-    times = np.array(times[1:])  # the first epoch includes compilation and warm-up
-    return {"median_s": float(np.median(times)), "min_s": float(times.min()), "max_s": float(times.max()),
-            "repeats": repeats}
+        for b in range(0, users.shape[0], self.batch_size):
+            window = slice(b, b + self.batch_size)
+            _, grads = self.objective.loss_and_grads(users[window], pos[window], neg[window])
+            self.optimizer.step(self.objective.params, grads)
+        return time.perf_counter() - start
+
+
+def interleaved_epochs(objectives: dict, sampler, repeats: int) -> dict:
+    """Epoch seconds of every objective, timed round by round (one epoch of each per round).
+
+    The rounds interleave the objectives so that a drift in machine speed hits
+    them alike; each objective's first epoch (compilation, warm-up) is not
+    counted. Returns per objective the median, min, max and every round's
+    time, and for each objective other than ``"lightgcn"`` the median of the
+    per-round ratios to LightGCN.
+    """
+    runners = {name: _EpochRunner(objective, sampler) for name, objective in objectives.items()}
+    for runner in runners.values():
+        runner.epoch()
+    times = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, runner in runners.items():
+            times[name].append(runner.epoch())
+    out = {}
+    for name, values in times.items():
+        values = np.array(values)
+        out[name] = {"median_s": float(np.median(values)), "min_s": float(values.min()),
+                     "max_s": float(values.max()), "rounds_s": values.round(4).tolist()}
+        if name != "lightgcn":
+            ratios = values / np.array(times["lightgcn"])
+            out[name]["ratio_to_lightgcn"] = {"median": float(np.median(ratios)), "min": float(ratios.min()),
+                                              "max": float(ratios.max())}
+        print(name, {k: v for k, v in out[name].items() if k != "rounds_s"}, flush=True)
+    return out
 
 
 def speed(args):
@@ -161,29 +191,28 @@ def speed(args):
     graph = normalized_adjacency(train)
     sampler = TripletSampler(train)
     n_batches = -(-sampler.n_triplets // 2048)
+    defaults = lgrec.RLMultimodalRec()
 
     def tables():
         return xavier_uniform(rng, dataset.n_users, 64), xavier_uniform(rng, dataset.n_items, 64)
 
-    result = {"dataset": dataset.summary(), "batches_per_epoch": n_batches, "environment": environment()}
-    result["lightgcn"] = epoch_seconds(GraphObjective(graph, *tables(), 2, 1e-4), sampler, args.repeats)
-    print("LightGCN epoch", result["lightgcn"], flush=True)
+    result = {"dataset": dataset.summary(), "batches_per_epoch": n_batches, "default_content_refresh":
+              defaults.content_refresh, "repeats": args.repeats, "environment": environment()}
+    objectives = {"lightgcn": GraphObjective(graph, *tables(), 2, 1e-4)}
     if dataset.image is None and dataset.text is None:
-        result["rlmm"] = epoch_seconds(RLMMObjective(graph, *tables(), {}, None, 2, 1e-4, 1.0, True), sampler,
-                                       args.repeats)
-        print("RLMultimodalRec epoch (no features)", result["rlmm"], flush=True)
+        objectives["rlmm"] = RLMMObjective(graph, *tables(), {}, None, 2, 1e-4, 1.0, True)
     else:
-        inputs, _ = prepare_features(dataset.image, dataset.text, dataset.n_items, "l2")
+        inputs, _ = prepare_features(dataset.image, dataset.text, dataset.n_items, defaults.feature_scaling)
         started = time.perf_counter()
-        memory = content_memory(train, inputs, 10)
+        memory = content_memory(train, inputs, defaults.n_neighbors, defaults.memory_image_share)
         result["memory_build_seconds"] = time.perf_counter() - started
-        for refresh in sorted({1, 4, n_batches}):
-            fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, 64, projection="isometric")
-            objective = RLMMObjective(graph, *tables(), fusion, inputs, 2, 1e-4, 1.0, True,
-                                      content_refresh=refresh, memory=memory, memory_weight=10.0)
-            result[f"rlmm_refresh_{refresh}"] = epoch_seconds(objective, sampler, args.repeats)
-            print(f"RLMultimodalRec epoch, content refresh every {refresh} batch(es)",
-                  result[f"rlmm_refresh_{refresh}"], flush=True)
+        for refresh in sorted({1, 4, 8, n_batches, defaults.content_refresh}):
+            fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, 64, projection=defaults.projection_init,
+                                        input_norms=inputs.input_norms())
+            objectives[f"rlmm_refresh_{refresh}"] = RLMMObjective(
+                graph, *tables(), fusion, inputs, 2, 1e-4, defaults.content_weight, True, content_refresh=refresh,
+                memory=memory, memory_weight=defaults.memory_weight)
+    result.update(interleaved_epochs(objectives, sampler, args.repeats))
     write(args.out, result)
 
 

@@ -6,12 +6,14 @@ Plain functions on arrays, compiled on first use and cached on disk
 
 from .optim import accumulate_rows, adam_dense, adam_rows
 from .sampling import sample_negatives
+from .sparse import csr_lookup
 from .topk import hits_in_sorted, topk_exclude, topk_exclude_serial
 
 __all__ = [
     "accumulate_rows",
     "adam_dense",
     "adam_rows",
+    "csr_lookup",
     "hits_in_sorted",
     "sample_negatives",
     "topk_exclude",

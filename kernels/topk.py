@@ -9,6 +9,8 @@ with id ``-1`` and score ``-inf``.
 import numba
 import numpy as np
 
+from .sparse import lower_bound
+
 __all__ = ["hits_in_sorted", "topk_exclude", "topk_exclude_serial"]
 
 
@@ -192,13 +194,5 @@ def hits_in_sorted(ids, truth_indptr, truth_indices, out):
         start = truth_indptr[r]
         end = truth_indptr[r + 1]
         for c in range(ids.shape[1]):
-            value = ids[r, c]
-            lo = start
-            hi = end
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if truth_indices[mid] < value:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            out[r, c] = lo < end and truth_indices[lo] == value
+            at = lower_bound(truth_indices, start, end, ids[r, c])
+            out[r, c] = at < end and truth_indices[at] == ids[r, c]

@@ -7,7 +7,8 @@ import scipy.sparse as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lgrec.kernels import accumulate_rows, adam_dense, adam_rows, hits_in_sorted, sample_negatives, topk_exclude
+from lgrec.kernels import (accumulate_rows, adam_dense, adam_rows, csr_lookup, hits_in_sorted, sample_negatives,
+                           topk_exclude)
 
 from conftest import random_interactions
 
@@ -142,6 +143,19 @@ def test_hits_match_set_membership(seed, k):
     dense = truth.toarray() > 0
     expected = np.array([[j >= 0 and dense[r, j] for j in row] for r, row in enumerate(ids)])
     np.testing.assert_array_equal(hits, expected)
+
+
+@given(seed=st.integers(0, 2**32 - 1), density=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+       n_pairs=st.integers(0, 60), index_dtype=st.sampled_from([np.int32, np.int64]))
+def test_csr_lookup_matches_scipy_fancy_indexing(seed, density, n_pairs, index_dtype):
+    rng = np.random.default_rng(seed)
+    matrix = sp.random(7, 11, density=density, format="csr", dtype=np.float32, random_state=rng)
+    matrix.sort_indices()
+    rows = rng.integers(0, 7, n_pairs).astype(index_dtype)
+    cols = rng.integers(0, 11, n_pairs).astype(index_dtype)
+    got = csr_lookup(matrix.indptr.astype(index_dtype), matrix.indices.astype(index_dtype), matrix.data, rows, cols)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.asarray(matrix[rows, cols]).ravel() if n_pairs else np.empty(0))
 
 
 def _adam_reference(p, g, m, v, lr, b1, b2, eps, t):

@@ -80,6 +80,25 @@ def test_content_memory_matches_a_brute_force_oracle(image_share):
     np.testing.assert_allclose(memory, expected, atol=1e-6)
 
 
+def test_memory_scores_read_the_memory_even_when_its_indices_are_unsorted():
+    rng = np.random.default_rng(5)
+    train = random_interactions(rng, 6, 10, 0.3)
+    inputs, _ = prepare_features(rng.standard_normal((10, 3)), rng.standard_normal((10, 2)), 10, "none")
+    memory = content_memory(train, inputs, 4)
+    assert memory.has_sorted_indices
+    shuffled = memory.copy()
+    for u in range(6):  # reverse each row's entries
+        row = slice(memory.indptr[u], memory.indptr[u + 1])
+        shuffled.indices[row], shuffled.data[row] = memory.indices[row][::-1], memory.data[row][::-1]
+    shuffled.has_sorted_indices = False
+    objective = RLMMObjective(normalized_adjacency(train), rng.standard_normal((6, 4)).astype(np.float32),
+                              rng.standard_normal((10, 4)).astype(np.float32), {}, None, 2, 0.0, 0.0, True,
+                              memory=shuffled, memory_weight=3.0)
+    users, items = np.repeat(np.arange(6), 10), np.tile(np.arange(10), 6)
+    np.testing.assert_allclose(objective.memory_scores(users, items), 3.0 * memory.toarray().ravel(), rtol=1e-6)
+    assert not shuffled.has_sorted_indices  # the caller's matrix is left as given
+
+
 def test_content_refresh_window_sums_the_batch_gradients_of_the_fusion():
     rng = np.random.default_rng(0)
     train = random_interactions(rng, 6, 8, 0.3)

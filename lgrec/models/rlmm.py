@@ -58,6 +58,7 @@ from .._validation import check_bool, check_choice, check_features, check_float,
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import (BipartiteGraph, batch_rows, normalized_adjacency, propagate, propagate_rows,
                      propagate_rows_adjoint)
+from ..kernels import csr_lookup
 from ..knn import knn_adjacency
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
@@ -91,7 +92,7 @@ def content_memory(train: sp.csr_matrix, inputs: FusionInputs, k: int,
     Returns
     -------
     scipy.sparse.csr_matrix of shape (n_users, n_items), float32
-        Row ``u`` is :math:`\\frac{1}{|N_u|} \\sum_{j \\in N_u} s_{\\cdot j}`.
+        Row ``u`` is :math:`\\frac{1}{|N_u|} \\sum_{j \\in N_u} s_{\\cdot j}`; indices sorted within rows.
     """
     n_content = inputs.items.shape[0]
     blocks = []
@@ -112,8 +113,9 @@ def content_memory(train: sp.csr_matrix, inputs: FusionInputs, k: int,
     items = inputs.items
     similar = sp.csr_matrix((cosine, (items[rows], items[adjacency.indices])), shape=(inputs.n_items,) * 2)
     degree = np.maximum(np.diff(train.indptr), 1).astype(np.float32)
-    memory = sp.diags(1.0 / degree) @ train @ similar.T
-    return sp.csr_matrix(memory, dtype=np.float32)
+    memory = sp.csr_matrix(sp.diags(1.0 / degree) @ train @ similar.T, dtype=np.float32)
+    memory.sort_indices()  # csr_lookup searches each row
+    return memory
 
 
 class RLMMObjective:
@@ -162,6 +164,8 @@ class RLMMObjective:
         self.content_weight = content_weight if self.inputs is not None else 0.0
         self.fixed_gate = fixed_gate
         self.content_refresh = content_refresh
+        if memory is not None and not memory.has_sorted_indices:
+            memory = memory.sorted_indices()  # csr_lookup searches each row
         self.memory = memory if memory_weight > 0 else None
         self.memory_weight = memory_weight
         self.params = {"user": user, "item": item, **(fusion if self.inputs is not None else {})}
@@ -209,7 +213,9 @@ class RLMMObjective:
 
     def memory_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """:math:`\\alpha m_{ui}` for pairs of users and items, shape (len(users),)."""
-        return self.memory_weight * np.asarray(self.memory[users, items], dtype=self.params["user"].dtype).ravel()
+        memory = self.memory
+        values = csr_lookup(memory.indptr, memory.indices, memory.data, users, items)
+        return self.memory_weight * values.astype(self.params["user"].dtype, copy=False)
 
     def loss_and_grads(self, users, pos, neg):
         """Loss of a batch and the gradients of every parameter.
