@@ -9,6 +9,10 @@ Speed (one training epoch, median of repeats, RLMultimodalRec vs LightGCN on the
     python benchmarks/bench_rlmm.py speed --data /work/data/hm --out benchmarks/results/rlmm_speed_hm.json
     python benchmarks/bench_rlmm.py speed --data ../shared/data/amazon-baby --out benchmarks/results/rlmm_speed_baby.json
 
+Learned gate against g = 0.5 under several fusion schedules and gate step sizes (5 seeds, validation curves)::
+
+    python benchmarks/bench_rlmm.py gate --data /work/data/hm --out benchmarks/results/rlmm_gate_hm.json --seeds 5
+
 Colour variants among the content profile's hits (a diagnostic of why the memory term helps)::
 
     python benchmarks/bench_rlmm.py variants --data /work/data/hm --out benchmarks/results/rlmm_variants_hm.json
@@ -69,6 +73,19 @@ GATE_STEP = [
     ("gate step size 0.1", {"gate_learning_rate": 0.1}, "both"),
 ]
 
+# The gate study (mode "gate"): does any fusion schedule or gate step size let validation tell the
+# learned gate from the fixed g = 0.5?
+GATE_STUDY = [
+    ("learned gate, content_refresh 4", {"content_refresh": 4}),
+    ("fixed g = 0.5, content_refresh 4", {"gate": "average", "content_refresh": 4}),
+    ("learned gate, content_refresh 8", {"content_refresh": 8}),
+    ("fixed g = 0.5, content_refresh 8", {"gate": "average", "content_refresh": 8}),
+    ("learned gate, content_refresh 11", {"content_refresh": 11}),
+    ("learned gate, refresh 8, gate step 0.01", {"content_refresh": 8, "gate_learning_rate": 0.01}),
+    ("learned gate, refresh 8, gate step 0.03", {"content_refresh": 8, "gate_learning_rate": 0.03}),
+    ("learned gate, refresh 8, gate step 0.1", {"content_refresh": 8, "gate_learning_rate": 0.1}),
+]
+
 
 def run(dataset, cold_truth, make, modalities, seeds):
     image = dataset.image if modalities in ("both", "image") else None
@@ -90,6 +107,7 @@ def run(dataset, cold_truth, make, modalities, seeds):
             "seed": seed, "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
             "recall@10": test["recall@10"], "ndcg@10": test["ndcg@10"], "cold_recall@20": cold["recall@20"],
             "best_valid_recall@20": max((h["valid_recall@20"] for h in history), default=None),
+            "valid_recall@20_by_epoch": [round(h["valid_recall@20"], 5) for h in history],
             "best_epoch": getattr(model, "best_epoch_", None), "epochs": len(history), "fit_seconds": seconds,
             "image_share_p5_p50_p95": share,
         })
@@ -102,7 +120,20 @@ def summarise(rows):
         values = np.array([r[key] for r in rows], dtype=float)
         out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
     out["best_epochs"] = [r["best_epoch"] for r in rows]
+    valid = [r["best_valid_recall@20"] for r in rows]
+    out["best_valid_recall@20"] = None if None in valid else float(np.mean(valid))
     return out
+
+
+def add_row(table, dataset, cold_truth, group, name, make, modalities, seeds):
+    """Fit ``make(seed)`` for every seed, append the summarised row to ``table`` and print it."""
+    rows = run(dataset, cold_truth, make, modalities, seeds)
+    entry = {"group": group, "name": name, "runs": rows, **summarise(rows)}
+    table.append(entry)
+    r, n, c = entry["recall@20"], entry["ndcg@20"], entry["cold_recall@20"]
+    print(f"{group:12s} {name:42s} R@20 {r['mean']:.4f}±{r['std']:.4f}  N@20 {n['mean']:.4f}±{n['std']:.4f}  "
+          f"cold R@20 {c['mean']:.4f}  valid {entry['best_valid_recall@20']}  epochs {entry['best_epochs']}",
+          flush=True)
 
 
 def quality(args):
@@ -112,12 +143,7 @@ def quality(args):
     table = []
 
     def add(group, name, make, modalities="both", seeds=seeds):
-        rows = run(dataset, cold_truth, make, modalities, seeds)
-        entry = {"group": group, "name": name, "runs": rows, **summarise(rows)}
-        table.append(entry)
-        r, n, c = entry["recall@20"], entry["ndcg@20"], entry["cold_recall@20"]
-        print(f"{group:12s} {name:42s} R@20 {r['mean']:.4f}±{r['std']:.4f}  N@20 {n['mean']:.4f}±{n['std']:.4f}  "
-              f"cold R@20 {c['mean']:.4f}  epochs {entry['best_epochs']}", flush=True)
+        add_row(table, dataset, cold_truth, group, name, make, modalities, seeds)
 
     add("baseline", "Popularity", lambda s: lgrec.Popularity(), seeds=[0])
     add("baseline", "ContentKNN (content profile)", lambda s: lgrec.ContentKNN(), seeds=[0])
@@ -127,6 +153,23 @@ def quality(args):
         for name, params, modalities in rows:
             add(group, name, lambda s, p=params: lgrec.RLMultimodalRec(random_state=s, **p), modalities)
     result = {"command": "python benchmarks/bench_rlmm.py quality " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "mode"),
+              "dataset": dataset.summary(), "seeds": seeds, "environment": environment(), "table": table}
+    write(args.out, result)
+
+
+def gate_study(args):
+    """Learned gate against g = 0.5 under several fusion schedules and gate step sizes, with validation curves."""
+    dataset = lgrec.load_mmrec(args.data)
+    cold_truth = restrict_items(dataset.test, dataset.cold_items("test"))
+    seeds = list(range(args.seeds))
+    table = []
+    for name, params in GATE_STUDY:
+        add_row(table, dataset, cold_truth, "gate study", name,
+                lambda s, p=params: lgrec.RLMultimodalRec(random_state=s, **p), "both", seeds)
+    for entry in table:  # mean validation Recall@20 over the seeds at epochs 1..20 (every run has >= 21)
+        curves = np.array([r["valid_recall@20_by_epoch"][:20] for r in entry["runs"]])
+        entry["mean_valid_recall@20_epochs_1_to_20"] = curves.mean(axis=0).round(5).tolist()
+    result = {"command": "python benchmarks/bench_rlmm.py gate " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "mode"),
               "dataset": dataset.summary(), "seeds": seeds, "environment": environment(), "table": table}
     write(args.out, result)
 
@@ -258,13 +301,13 @@ def variants(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["quality", "speed", "variants"])
+    parser.add_argument("mode", choices=["quality", "gate", "speed", "variants"])
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    {"quality": quality, "speed": speed, "variants": variants}[args.mode](args)
+    {"quality": quality, "gate": gate_study, "speed": speed, "variants": variants}[args.mode](args)
 
 
 if __name__ == "__main__":
