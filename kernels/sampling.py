@@ -9,6 +9,8 @@ the number of threads.
 import numba
 import numpy as np
 
+from .sparse import contains_sorted
+
 __all__ = ["sample_negatives", "splitmix64_next"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -24,20 +26,6 @@ def splitmix64_next(state):
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     return state, z ^ (z >> np.uint64(31))
-
-
-@numba.njit(inline="always", cache=True)
-def _contains_sorted(indices, start, end, value):
-    """Binary search of ``value`` in the sorted slice ``indices[start:end]``."""
-    lo = start
-    hi = end
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < end and indices[lo] == value
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -79,6 +67,6 @@ def sample_negatives(indptr, indices, users, candidates, seeds, block_size, out)
             while True:
                 state, bits = splitmix64_next(state)
                 j = candidates[numba.int64(((bits >> np.uint64(32)) * bound) >> np.uint64(32))]
-                if not _contains_sorted(indices, start, end, j):
+                if not contains_sorted(indices, start, end, j):
                     break
             out[t] = j

@@ -3,7 +3,7 @@
 import numba
 import numpy as np
 
-__all__ = ["csr_lookup", "lower_bound"]
+__all__ = ["contains_sorted", "csr_lookup", "lower_bound"]
 
 
 @numba.njit(inline="always", cache=True)
@@ -18,6 +18,13 @@ def lower_bound(sorted_values, start, end, value):
         else:
             hi = mid
     return lo
+
+
+@numba.njit(inline="always", cache=True)
+def contains_sorted(sorted_values, start, end, value):
+    """Whether ``value`` is in the sorted slice ``sorted_values[start:end]``."""
+    at = lower_bound(sorted_values, start, end, value)
+    return at < end and sorted_values[at] == value
 
 
 @numba.njit(nogil=True, cache=True)

@@ -9,7 +9,7 @@ with id ``-1`` and score ``-inf``.
 import numba
 import numpy as np
 
-from .sparse import lower_bound
+from .sparse import contains_sorted
 
 __all__ = ["hits_in_sorted", "topk_exclude", "topk_exclude_serial"]
 
@@ -194,5 +194,4 @@ def hits_in_sorted(ids, truth_indptr, truth_indices, out):
         start = truth_indptr[r]
         end = truth_indptr[r + 1]
         for c in range(ids.shape[1]):
-            at = lower_bound(truth_indices, start, end, ids[r, c])
-            out[r, c] = at < end and truth_indices[at] == ids[r, c]
+            out[r, c] = contains_sorted(truth_indices, start, end, ids[r, c])
