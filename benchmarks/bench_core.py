@@ -33,7 +33,7 @@ import lgrec
 from lgrec.graph import normalized_adjacency
 from lgrec.models._base import xavier_normal, xavier_uniform
 from lgrec.models.bpr import MFObjective
-from lgrec.models.lightgcn import GraphObjective
+from lgrec.objective import GraphObjective
 from lgrec.optim import Adam
 from lgrec.training import TripletSampler
 
@@ -54,10 +54,7 @@ def timed(fn, repeats: int, warmup: int = 1) -> dict:
 def run_epoch(objective, sampler, rng, batch_size=2048, optimizer=None):
     optimizer = optimizer or Adam(objective.params)
     users, pos, neg = sampler.epoch(rng)
-    for start in range(0, users.shape[0], batch_size):
-        window = slice(start, start + batch_size)
-        _, grads = objective.loss_and_grads(users[window], pos[window], neg[window])
-        optimizer.step(objective.params, grads)
+    objective.run_epoch(users, pos, neg, optimizer, batch_size, objective.initial_state())
 
 
 COMPILE_SNIPPET = """

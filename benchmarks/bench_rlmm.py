@@ -45,7 +45,7 @@ FIXES = [
     ("+ content BPR term", {**PAPER, "cold_start": True, "content_weight": 1.0}, "both"),
     ("+ isometric projection init", {**PAPER, "cold_start": True, "content_weight": 1.0,
                                      "projection_init": "isometric"}, "both"),
-    ("+ content-neighbour memory", {"memory_image_share": 0.5}, "both"),
+    ("+ content-neighbour memory", {"image_weight": 0.5}, "both"),
     ("+ memory image share 0.25 (= default)", {}, "both"),
 ]
 LEAVE_ONE_OUT = [
@@ -53,7 +53,7 @@ LEAVE_ONE_OUT = [
     ("default - content BPR term", {"content_weight": 0.0}, "both"),
     ("default - isometric init", {"projection_init": "glorot"}, "both"),
     ("default - memory", {"n_neighbors": 0}, "both"),
-    ("default - memory image share (0.5)", {"memory_image_share": 0.5}, "both"),
+    ("default - memory image share (0.5)", {"image_weight": 0.5}, "both"),
 ]
 ABLATIONS = [
     ("image only", {}, "image"),
@@ -61,11 +61,11 @@ ABLATIONS = [
     ("fixed average gate (g = 0.5)", {"gate": "average"}, "both"),
     ("no graph (n_layers = 0)", {"n_layers": 0}, "both"),
 ]
-# memory_image_share is chosen on validation: these rows (with the default 0.25 and the
+# image_weight is chosen on validation: these rows (with the default 0.25 and the
 # leave-out row's 0.5) hold the best validation Recall@20 of every seed in the JSON.
 MEMORY_SHARE = [
-    ("memory image share 0 (text cosine only)", {"memory_image_share": 0.0}, "both"),
-    ("memory image share 0.1", {"memory_image_share": 0.1}, "both"),
+    ("memory image share 0 (text cosine only)", {"image_weight": 0.0}, "both"),
+    ("memory image share 0.1", {"image_weight": 0.1}, "both"),
 ]
 # The gate takes ~3 Adam steps per H&M epoch; these rows give it a larger step size.
 GATE_STEP = [
@@ -179,16 +179,14 @@ class _EpochRunner:
 
     def __init__(self, objective, sampler, batch_size=2048):
         self.objective, self.sampler, self.batch_size = objective, sampler, batch_size
-        self.optimizer = lgrec.optim.Adam(objective.params)
+        self.optimizer = lgrec.optim.Adam(objective.params, learning_rates=objective.learning_rates)
         self.rng = np.random.default_rng(0)
+        self.state = objective.initial_state()
 
     def epoch(self) -> float:
         users, pos, neg = self.sampler.epoch(self.rng)
         start = time.perf_counter()
-        for b in range(0, users.shape[0], self.batch_size):
-            window = slice(b, b + self.batch_size)
-            _, grads = self.objective.loss_and_grads(users[window], pos[window], neg[window])
-            self.optimizer.step(self.objective.params, grads)
+        _, self.state = self.objective.run_epoch(users, pos, neg, self.optimizer, self.batch_size, self.state)
         return time.perf_counter() - start
 
 
@@ -225,8 +223,9 @@ def speed(args):
     from lgrec.fusion import init_fusion_params, prepare_features
     from lgrec.graph import normalized_adjacency
     from lgrec.models._base import xavier_uniform
-    from lgrec.models.lightgcn import GraphObjective
-    from lgrec.models.rlmm import RLMMObjective, content_memory
+    from lgrec.knn import content_memory
+    from lgrec.models.rlmm import RLMMObjective
+    from lgrec.objective import GraphObjective
 
     dataset = lgrec.load_mmrec(args.data)
     train = dataset.train
@@ -247,7 +246,7 @@ def speed(args):
     else:
         inputs, _ = prepare_features(dataset.image, dataset.text, dataset.n_items, defaults.feature_scaling)
         started = time.perf_counter()
-        memory = content_memory(train, inputs, defaults.n_neighbors, defaults.memory_image_share)
+        memory = content_memory(train, inputs, defaults.n_neighbors, defaults.image_weight)
         result["memory_build_seconds"] = time.perf_counter() - started
         for refresh in sorted({1, 4, 8, n_batches, defaults.content_refresh}):
             fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, 64, projection=defaults.projection_init,

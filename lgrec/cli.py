@@ -128,12 +128,7 @@ def _gate_report(model, dataset) -> dict | None:
         return None
     from .models.rlmm import gate_summary
 
-    info = dataset.item_info
-    column = next((c for c in ("product_group_name", "category", "group") if info is not None and c in info), None)
-    groups = None
-    if column is not None:
-        groups = np.full(dataset.n_items, "", dtype=object)
-        groups[info["itemID"].to_numpy() if "itemID" in info else info.index.to_numpy()] = info[column].astype(str).to_numpy()
+    groups, _ = dataset.item_groups("auto")
     return gate_summary(model, groups)
 
 
@@ -255,7 +250,7 @@ def cmd_demo(args) -> int:
     print(f"generated dataset: {dataset.summary()}")
     print(f"comparing {', '.join(args.models)} (demo settings {DEMO_PARAMS['*']}; early stopping on validation)")
     seeds = [args.seed + i for i in range(args.seeds)]
-    comparison = compare(dataset, args.models, seeds=seeds, params=DEMO_PARAMS, group_column="category",
+    comparison = compare(dataset, args.models, seeds=seeds, params=DEMO_PARAMS,
                          verbose=args.verbose)
     print(comparison.to_text())
     if args.out:
@@ -335,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--plots", action="store_true",
                       help="also write PNG plots (validation curves, gate image share); needs matplotlib")
     comp.add_argument("--group-by", default="auto", metavar="COLUMN",
-                      help="item_info column grouping the image-share plot (default: product_group_name if present)")
+                      help="item_info column grouping the image-share plot (default: the first of "
+                           "product_group_name, category, genre present)")
     comp.add_argument("--exclude-valid", action="store_true",
                       help="also exclude validation items when ranking for test (MMRec excludes train only)")
     comp.add_argument("--quiet", action="store_true", help="no per-fit progress lines")

@@ -16,9 +16,8 @@ one :class:`lgrec.Dataset`:
    MMRec) and, when the dataset has item features and cold test items, on
    the test interactions of items never seen in training (cold Recall@20).
 
-Models that need item features (``requires_features = True`` on the class,
-and ContentKNN) are skipped, with a note in the results, on datasets
-without features. Results are mean and sample standard deviation over seeds,
+Models that need item features (the class tag ``requires_features``) are
+skipped, with a note in the results, on datasets without features. Results are mean and sample standard deviation over seeds,
 fit time (with per-epoch validation) and epochs, written by
 :meth:`Comparison.save` as ``results.json`` and ``results.md`` (and PNG plots
 with ``plots=True``, see :mod:`lgrec.plots`).
@@ -56,8 +55,6 @@ DEFAULT_GRIDS = {
 #: Settings of ``lgrec demo``: a larger step and a short patience so that every model trains in seconds.
 DEMO_PARAMS = {"*": {"learning_rate": 0.01, "patience": 5, "max_epochs": 60}}
 
-_FEATURE_MODELS = {"ContentKNN"}  # classes that need features but do not say so with `requires_features`
-_COLLABORATIVE_MODELS = {"Popularity", "BPRMF", "LightGCN"}  # classes that ignore features
 METRIC_KEYS = tuple(f"{m}@{k}" for m in ("recall", "ndcg", "precision", "map") for k in (10, 20))
 COLD_KEY = "cold_recall@20"
 VALID_KEY = "recall@20"
@@ -76,19 +73,6 @@ def expand_grid(grid: dict | None) -> list[dict]:
         if not options:
             raise ValueError(f"grid entry {key!r} has no values.")
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
-
-
-def requires_features(cls) -> bool:
-    """Whether an estimator class refuses to fit without item features."""
-    return bool(getattr(cls, "requires_features", False)) or cls.__name__ in _FEATURE_MODELS
-
-
-def uses_features(cls) -> bool:
-    """Whether an estimator reads item features at all (the collaborative models ignore them)."""
-    explicit = getattr(cls, "uses_features", None)
-    if explicit is not None:
-        return bool(explicit)
-    return requires_features(cls) or cls.__name__ not in _COLLABORATIVE_MODELS
 
 
 def environment() -> dict:
@@ -365,7 +349,7 @@ def compare(
         Also exclude validation items when ranking for the test split.
     group_column : str or None, default="auto"
         Column of ``dataset.item_info`` that groups items in the image-share
-        plot; ``"auto"`` uses ``product_group_name`` when present.
+        plot; ``"auto"``: the first of :data:`lgrec.data.ITEM_GROUP_COLUMNS` present.
     blas_threads : int or None, default=1
         Threads of the BLAS library (OpenBLAS, MKL) while models are fitted and
         evaluated, set with threadpoolctl; None leaves them alone. One thread
@@ -407,12 +391,12 @@ def compare(
         entry = {"name": name, "model": cls.__name__, "status": "ok", "note": "", "params": {}, "grid": [],
                  "grid_best": None, "runs": [], "mean": {}, "std": {}}
         results.append(entry)
-        if requires_features(cls) and not has_features:
+        if cls.requires_features and not has_features:
             entry["status"] = "skipped"
             entry["note"] = f"skipped: {cls.__name__} needs item features and this dataset has none."
             _log(verbose, f"[{name}] {entry['note']}")
             continue
-        if not has_features and uses_features(cls):
+        if not has_features and cls.uses_features:
             entry["note"] = "no item features in this dataset: trained as its collaborative core."
         model_started = time.perf_counter()
         valid_params = set(cls._get_param_names())
@@ -459,7 +443,7 @@ def compare(
         entry["mean"], entry["std"] = _aggregate(entry["runs"])
         if entry["grid_best"] is None:
             entry["grid_best"] = float(np.mean([r[f"valid_{VALID_KEY}"] for r in entry["runs"]]))
-    groups, column = _item_groups(dataset, group_column)
+    groups, column = dataset.item_groups(group_column)
     settings = {"models": names, "seeds": seed_list, "grid": grids, "params": params or {},
                 "exclude_valid": exclude_valid, "valid_metric": VALID_KEY}
     return Comparison(dataset=dataset.summary(), models=results, settings=settings,
@@ -507,18 +491,3 @@ def _aggregate(runs: list[dict]) -> tuple[dict, dict]:
     mean = {key: float(np.mean(v)) for key, v in columns.items()}
     std = {key: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for key, v in columns.items()}
     return mean, std
-
-
-def _item_groups(dataset, group_column):
-    info = getattr(dataset, "item_info", None)
-    if group_column is None or info is None:
-        return None, None
-    column = group_column
-    if column == "auto":
-        column = "product_group_name" if "product_group_name" in info.columns else None
-        if column is None:
-            return None, None
-    if column not in info.columns:
-        raise ValueError(f"group_column {column!r} is not a column of dataset.item_info ({list(info.columns)}).")
-    values = info[column].reindex(np.arange(dataset.n_items))
-    return values.fillna("(none)").astype(str).to_numpy(), column

@@ -31,10 +31,15 @@ import scipy.sparse as sp
 from ._base import DataWarning
 from ._validation import check_features, check_float, check_interactions, check_random_state
 
-__all__ = ["Dataset", "load_mmrec", "save_mmrec"]
+__all__ = ["ITEM_GROUP_COLUMNS", "Dataset", "load_mmrec", "save_mmrec"]
 
 _SPLIT_LABELS = {"train": 0, "valid": 1, "test": 2}
 _MODALITIES = ("image", "text")
+
+#: Columns of ``Dataset.item_info`` that group items (for gate summaries and plots), in the order
+#: ``Dataset.item_groups("auto")`` looks for them: H&M's product group, the synthetic data's
+#: category, MovieLens' first genre.
+ITEM_GROUP_COLUMNS = ("product_group_name", "category", "genre")
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +104,38 @@ class Dataset:
         seen = np.bincount(self.train.indices, minlength=self.n_items) > 0
         held = np.bincount(matrix.indices, minlength=self.n_items) > 0
         return np.flatnonzero(held & ~seen)
+
+    def item_groups(self, column: str | None = "auto") -> tuple[np.ndarray | None, str | None]:
+        """A group label per item from ``item_info``.
+
+        Parameters
+        ----------
+        column : str or None, default="auto"
+            Column of ``item_info``; ``"auto"`` takes the first of
+            :data:`ITEM_GROUP_COLUMNS` present; None means no grouping.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_items,), object, or None
+            String label per item id (``"(none)"`` for items without a row or value).
+        column : str or None
+            The column used.
+        """
+        info = self.item_info
+        if column is None or info is None:
+            return None, None
+        if column == "auto":
+            column = next((c for c in ITEM_GROUP_COLUMNS if c in info.columns), None)
+            if column is None:
+                return None, None
+        if column not in info.columns:
+            raise ValueError(f"column {column!r} is not a column of item_info ({list(info.columns)}).")
+        ids = info["itemID"].to_numpy() if "itemID" in info.columns else info.index.to_numpy()
+        labels = np.full(self.n_items, "(none)", dtype=object)
+        values = info[column]
+        known = values.notna().to_numpy()
+        labels[ids[known]] = values[known].astype(str).to_numpy()
+        return labels, column
 
     def summary(self) -> dict:
         """Counts: users, items, interactions per split, cold items, missing modalities."""

@@ -14,7 +14,9 @@ with :math:`L` layers maps layer-0 embeddings :math:`E^{(0)}` to the layer mean
 
 .. math::
 
-    E = \frac{1}{L + 1} \sum_{l=0}^{L} \hat A^{l} E^{(0)} .
+    E = \sum_{l=0}^{L} \alpha_l \hat A^{l} E^{(0)}, \qquad \alpha_l = \frac{1}{L + 1}
+
+(other layer weights :math:`\alpha_l` can be passed to every propagation function).
 
 :math:`\hat A` is symmetric, so the same map is its own adjoint: the gradient
 with respect to :math:`E^{(0)}` is ``propagate(graph, dE)`` (``tests/test_graph.py``
@@ -46,7 +48,7 @@ import scipy.sparse as sp
 
 from .kernels import accumulate_rows
 
-__all__ = ["BatchRows", "BipartiteGraph", "batch_rows", "normalized_adjacency", "propagate",
+__all__ = ["BatchRows", "BipartiteGraph", "batch_rows", "layer_weights", "normalized_adjacency", "propagate",
            "propagate_rows", "propagate_rows_adjoint"]
 
 
@@ -151,22 +153,30 @@ def normalized_adjacency(
     return BipartiteGraph(r_norm=r_norm, r_norm_t=r_norm_t, threaded=threaded)
 
 
-def _mean_of_layers(total_users: np.ndarray, total_items: np.ndarray, n_layers: int):
-    """Divide the layer sums by ``n_layers + 1`` in place (in their own dtype) and return them."""
-    scale = total_users.dtype.type(1.0 / (n_layers + 1))
-    total_users *= scale
-    total_items *= scale
-    return total_users, total_items
+def layer_weights(n_layers: int, dtype=np.float32) -> np.ndarray:
+    """LightGCN's layer weights: :math:`\\alpha_l = 1 / (L + 1)` for ``l = 0..L``, shape (L + 1,)."""
+    return np.full(n_layers + 1, 1.0 / (n_layers + 1), dtype=dtype)
+
+
+def _check_weights(weights, n_layers: int, dtype) -> np.ndarray:
+    if weights is None:
+        return layer_weights(n_layers, dtype)
+    weights = np.asarray(weights, dtype=dtype)
+    if weights.shape != (n_layers + 1,):
+        raise ValueError(f"weights must have one entry per layer 0..{n_layers}, shape ({n_layers + 1},); "
+                         f"got shape {weights.shape}.")
+    return weights
 
 
 def propagate(
-    graph: BipartiteGraph, users: np.ndarray, items: np.ndarray, n_layers: int
+    graph: BipartiteGraph, users: np.ndarray, items: np.ndarray, n_layers: int, weights=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """LightGCN layer mean :math:`\\frac{1}{L+1}\\sum_{l=0}^{L} \\hat A^l x`, ``x = [users; items]``.
+    """Layer combination :math:`\\sum_{l=0}^{L} \\alpha_l \\hat A^l x`, ``x = [users; items]``.
 
-    Linear and self-adjoint: it is also the backward pass (apply it to the
-    gradients with respect to the outputs to get the gradients with respect
-    to the inputs).
+    With the default weights :math:`\\alpha_l = 1/(L+1)` this is LightGCN's
+    layer mean. Linear and self-adjoint: it is also the backward pass (apply
+    it to the gradients with respect to the outputs to get the gradients with
+    respect to the inputs).
 
     Parameters
     ----------
@@ -176,22 +186,23 @@ def propagate(
     items : ndarray of shape (n_items, d)
         Layer-0 item embeddings.
     n_layers : int
-        Number of propagation layers ``L`` (0 returns copies of the inputs).
+        Number of propagation layers ``L`` (0 returns ``alpha_0`` times the inputs).
+    weights : array-like of shape (L + 1,), optional
+        :math:`\\alpha_l`; default :func:`layer_weights`.
 
     Returns
     -------
     users_out : ndarray of shape (n_users, d), dtype of ``users``
     items_out : ndarray of shape (n_items, d), dtype of ``items``
     """
-    if n_layers == 0:
-        return users.copy(), items.copy()
-    layer_users, layer_items = graph.matmul(users, items)
-    total_users, total_items = users + layer_users, items + layer_items
-    for _ in range(n_layers - 1):
+    weights = _check_weights(weights, n_layers, users.dtype)
+    total_users, total_items = users * weights[0], items * weights[0]
+    layer_users, layer_items = users, items
+    for layer in range(1, n_layers + 1):
         layer_users, layer_items = graph.matmul(layer_users, layer_items)
-        total_users += layer_users
-        total_items += layer_items
-    return _mean_of_layers(total_users, total_items, n_layers)
+        total_users += weights[layer] * layer_users
+        total_items += weights[layer] * layer_items
+    return total_users, total_items
 
 
 @dataclass(frozen=True)
@@ -275,7 +286,7 @@ def batch_rows(graph: BipartiteGraph, users: np.ndarray, items: np.ndarray) -> B
 
 
 def propagate_rows(
-    graph: BipartiteGraph, rows: BatchRows, users: np.ndarray, items: np.ndarray, n_layers: int
+    graph: BipartiteGraph, rows: BatchRows, users: np.ndarray, items: np.ndarray, n_layers: int, weights=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``rows.users`` and ``rows.items`` of :func:`propagate`.
 
@@ -291,28 +302,32 @@ def propagate_rows(
     items : ndarray of shape (n_items, d)
         Layer-0 item embeddings.
     n_layers : int
+    weights : array-like of shape (L + 1,), optional
+        Layer weights; default :func:`layer_weights`.
 
     Returns
     -------
     users_out : ndarray of shape (n_batch_users, d), dtype of ``users``
     items_out : ndarray of shape (n_batch_items, d), dtype of ``items``
     """
-    total_users, total_items = users[rows.users], items[rows.items]
+    weights = _check_weights(weights, n_layers, users.dtype)
+    total_users, total_items = weights[0] * users[rows.users], weights[0] * items[rows.items]
     if n_layers == 0:
         return total_users, total_items
     layer_users, layer_items = users, items
-    for _ in range(n_layers - 1):
+    for layer in range(1, n_layers):
         layer_users, layer_items = graph.matmul(layer_users, layer_items)
-        total_users += layer_users[rows.users]
-        total_items += layer_items[rows.items]
+        total_users += weights[layer] * layer_users[rows.users]
+        total_items += weights[layer] * layer_items[rows.items]
     last_users, last_items = rows.matmul(layer_users, layer_items)
-    total_users += last_users
-    total_items += last_items
-    return _mean_of_layers(total_users, total_items, n_layers)
+    total_users += weights[n_layers] * last_users
+    total_items += weights[n_layers] * last_items
+    return total_users, total_items
 
 
 def propagate_rows_adjoint(
-    graph: BipartiteGraph, rows: BatchRows, grad_users: np.ndarray, grad_items: np.ndarray, n_layers: int
+    graph: BipartiteGraph, rows: BatchRows, grad_users: np.ndarray, grad_items: np.ndarray, n_layers: int,
+    weights=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Adjoint of :func:`propagate_rows`: gradients at the batch rows to gradients of layer 0.
 
@@ -328,21 +343,25 @@ def propagate_rows_adjoint(
     grad_items : ndarray of shape (n_batch_items, d)
         Gradient with respect to the final embeddings of ``rows.items``.
     n_layers : int
+    weights : array-like of shape (L + 1,), optional
+        Layer weights; default :func:`layer_weights`.
 
     Returns
     -------
     d_users : ndarray of shape (n_users, d)
     d_items : ndarray of shape (n_items, d)
     """
+    weights = _check_weights(weights, n_layers, grad_users.dtype)
     if n_layers == 0:
         total_users = np.zeros((graph.n_users, grad_users.shape[1]), dtype=grad_users.dtype)
         total_items = np.zeros((graph.n_items, grad_items.shape[1]), dtype=grad_items.dtype)
     else:
-        total_users, total_items = layer_users, layer_items = rows.adjoint_matmul(grad_users, grad_items)
-        for _ in range(n_layers - 1):
+        layer_users, layer_items = rows.adjoint_matmul(grad_users, grad_items)
+        total_users, total_items = weights[1] * layer_users, weights[1] * layer_items
+        for layer in range(2, n_layers + 1):
             layer_users, layer_items = graph.matmul(layer_users, layer_items)
-            total_users += layer_users
-            total_items += layer_items
-    total_users[rows.users] += grad_users
-    total_items[rows.items] += grad_items
-    return _mean_of_layers(total_users, total_items, n_layers)
+            total_users += weights[layer] * layer_users
+            total_items += weights[layer] * layer_items
+    total_users[rows.users] += weights[0] * grad_users
+    total_items[rows.items] += weights[0] * grad_items
+    return total_users, total_items

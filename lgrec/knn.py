@@ -1,4 +1,8 @@
-r"""Item-item k-nearest-neighbour graphs from item features (FREEDOM's frozen modality graphs).
+r"""Item-item k-nearest-neighbour graphs from item features.
+
+Two users: FREEDOM's frozen modality graphs (:func:`modality_graph`) and
+RLMultimodalRec's content-neighbour memory (:func:`content_memory`).
+
 
 For the items that have a modality (a feature row that is not all zeros), with
 L2-normalised rows :math:`\bar x_i`, the cosine similarity is
@@ -29,7 +33,7 @@ import scipy.sparse as sp
 from ._validation import check_float, check_int
 from .kernels import topk_exclude
 
-__all__ = ["knn_adjacency", "modality_graph", "symmetric_normalize"]
+__all__ = ["content_memory", "knn_adjacency", "modality_graph", "symmetric_normalize"]
 
 _BLOCK_ELEMENTS = 1 << 23  # similarities held at once (32 MiB in float32)
 
@@ -160,3 +164,56 @@ def modality_graph(img_feats: np.ndarray | None, txt_feats: np.ndarray | None, k
     mixed.eliminate_zeros()
     mixed.sort_indices()
     return mixed
+
+
+def content_memory(train: sp.csr_matrix, inputs, k: int, image_weight: float = 0.5) -> sp.csr_matrix:
+    """The content-neighbour memory :math:`m_{ui}` of every user and item (RLMultimodalRec).
+
+    Item content is the concatenation of the modalities of ``inputs``, each
+    L2-normalised and weighted by the square root of its share, then
+    L2-normalised; for two items with both modalities
+    :math:`s_{ij} = w \\cos_v(i, j) + (1 - w) \\cos_t(i, j)`. :math:`s_{ij}` is
+    kept when ``j`` is among the ``k`` most similar other items of ``i``
+    (:func:`knn_adjacency`, computed in blocks of items), and
+
+    .. math::
+
+        m_{ui} = \\frac{1}{|N_u|} \\sum_{j \\in N_u} s_{ij}.
+
+    Parameters
+    ----------
+    train : scipy.sparse.csr_matrix of shape (n_users, n_items)
+    inputs : lgrec.fusion.FusionInputs
+        Item features in compact form (only the items that have a modality).
+    k : int
+    image_weight : float, default=0.5
+        :math:`w`, weight of the image cosine (the text gets :math:`1 - w`);
+        0.5 is the plain concatenation of the two unit vectors.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n_users, n_items), float32
+        Row ``u`` is :math:`\\frac{1}{|N_u|} \\sum_{j \\in N_u} s_{\\cdot j}`; indices sorted within rows.
+    """
+    from sklearn.preprocessing import normalize  # lazily: importing scikit-learn sets KMP_* variables
+
+    n_content = inputs.items.shape[0]
+    blocks = []
+    for values, pos, share in ((inputs.image, inputs.image_pos, image_weight),
+                               (inputs.text, inputs.text_pos, 1.0 - image_weight)):
+        if values is not None:
+            block = np.zeros((n_content, values.shape[1]), dtype=np.float32)
+            block[pos] = normalize(values) * np.float32(np.sqrt(share))
+            blocks.append(block)
+    content = normalize(np.hstack(blocks), copy=False)
+    adjacency = knn_adjacency(content, min(k + 1, n_content))
+    adjacency.setdiag(0)
+    adjacency.eliminate_zeros()
+    rows = np.repeat(np.arange(n_content), np.diff(adjacency.indptr))
+    cosine = np.einsum("ij,ij->i", content[rows], content[adjacency.indices]).astype(np.float32)
+    items = inputs.items
+    similar = sp.csr_matrix((cosine, (items[rows], items[adjacency.indices])), shape=(inputs.n_items,) * 2)
+    degree = np.maximum(np.diff(train.indptr), 1).astype(np.float32)
+    memory = sp.csr_matrix(sp.diags(1.0 / degree) @ train @ similar.T, dtype=np.float32)
+    memory.sort_indices()  # csr_lookup searches each row
+    return memory

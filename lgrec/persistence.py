@@ -18,8 +18,15 @@ import numpy as np
 
 __all__ = ["FORMAT_VERSION", "load_model", "save_model"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _META_KEY = "__lgrec__"
+
+#: Hyperparameters renamed since a format version: files of that version load with the new names.
+#: Version 1 (lgrec 0.1.0 before the architecture change) named FREEDOM's kNN size ``knn_k`` and
+#: RLMultimodalRec's photo weight of the memory ``memory_image_share``.
+_RENAMED_SINCE = {
+    1: {"FREEDOM": {"knn_k": "n_neighbors"}, "RLMultimodalRec": {"memory_image_share": "image_weight"}},
+}
 
 
 def _json_value(name: str, value):
@@ -103,11 +110,16 @@ def load_model(cls, path: str | os.PathLike):
         if _META_KEY not in archive.files:
             raise ValueError(f"{path!r} is an .npz file but not an lgrec model (no {_META_KEY!r} entry).")
         meta = json.loads(str(archive[_META_KEY]))
-        if meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version")
+        if version != FORMAT_VERSION and version not in _RENAMED_SINCE:
             raise ValueError(
-                f"{path!r} has model format version {meta.get('format_version')!r}; this lgrec "
-                f"reads version {FORMAT_VERSION}."
+                f"{path!r} has model format version {version!r}; this lgrec "
+                f"reads versions {sorted([*_RENAMED_SINCE, FORMAT_VERSION])}."
             )
+        for old_version in sorted(_RENAMED_SINCE):
+            if version <= old_version:
+                renames = _RENAMED_SINCE[old_version].get(meta["class"], {})
+                meta["params"] = {renames.get(k, k): v for k, v in meta["params"].items()}
         target = _resolve_class(meta["class"]) if cls is None else cls
         if meta["class"] != target.__name__:
             raise ValueError(f"{path!r} holds a {meta['class']}, not a {target.__name__}; use {meta['class']}.load.")

@@ -9,18 +9,8 @@ and parameters are finite, evaluates the validation split (Recall@20 decides)
 and stops after ``patience`` epochs without improvement, restoring the
 parameters of the best epoch.
 
-An objective is any object with
-
-- ``params``: dict of str to ndarray, the trainable arrays;
-- ``loss_and_grads(users, pos, neg) -> (loss, grads)`` for one batch, with
-  ``grads`` keyed like ``params`` (dense arrays or :class:`lgrec.optim.RowGrad`);
-- ``factors() -> (user_factors, item_factors)`` at the current parameters;
-- optionally ``scorer()``, an object with ``score_users(user_ids)`` that
-  validation ranks with (default: the dot product of ``factors()``);
-- optionally ``start_epoch(rng)``, called before each epoch (FREEDOM resamples
-  its pruned graph there);
-- optionally ``learning_rates``, a dict of parameter names to Adam step sizes
-  that differ from the model's ``learning_rate``.
+The loop calls only the :class:`lgrec.objective.Objective` protocol and owns
+the state that the objective passes from batch to batch.
 """
 
 from __future__ import annotations
@@ -98,18 +88,6 @@ class TrainResult:
     stopped_early: bool = False
 
 
-class _FactorScorer:
-    """Minimal fitted-model stand-in so validation reuses :func:`lgrec.evaluate`."""
-
-    def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray):
-        self.user_factors_ = user_factors
-        self.item_factors_ = item_factors
-        self.n_users_, self.n_items_ = user_factors.shape[0], item_factors.shape[0]
-
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        return self.user_factors_[users] @ self.item_factors_.T
-
-
 def _check_finite(epoch: int, loss: float, params: dict[str, np.ndarray], owner: str) -> None:
     bad = [name for name, p in params.items() if not np.isfinite(p).all()]
     if not np.isfinite(loss) or bad:
@@ -138,8 +116,7 @@ def train(
 
     Parameters
     ----------
-    objective : object
-        See the module docstring.
+    objective : lgrec.objective.Objective
     sampler : TripletSampler
     rng : numpy.random.Generator
         Source of all randomness (shuffling and negative sampling).
@@ -166,32 +143,26 @@ def train(
     TrainResult
     """
     params = objective.params
-    optimizer = Adam(params, learning_rate=learning_rate,
-                     learning_rates=getattr(objective, "learning_rates", None))
+    optimizer = Adam(params, learning_rate=learning_rate, learning_rates=objective.learning_rates)
     result = TrainResult()
     best_params = None
     since_best = 0
+    state = objective.initial_state()
     for epoch in range(1, max_epochs + 1):
         started = time.perf_counter()
-        if hasattr(objective, "start_epoch"):
-            objective.start_epoch(rng)
+        state = objective.start_epoch(rng, state)
         users, pos, neg = sampler.epoch(rng)
-        n_batches = -(-users.shape[0] // batch_size)
-        losses = np.empty(n_batches)
-        bar = ProgressBar(n_batches, f"epoch {epoch}", enabled=verbose)
-        for b in range(n_batches):
-            window = slice(b * batch_size, (b + 1) * batch_size)
-            losses[b], grads = objective.loss_and_grads(users[window], pos[window], neg[window])
-            optimizer.step(params, grads)
-            bar.update(b + 1)
+        bar = ProgressBar(-(-users.shape[0] // batch_size), f"epoch {epoch}", enabled=verbose)
+        done = iter(range(1, bar.total + 1))
+        losses, state = objective.run_epoch(users, pos, neg, optimizer, batch_size, state,
+                                            on_batch=lambda: bar.update(next(done)))
         bar.close()
         loss = float(losses.mean())
         train_seconds = time.perf_counter() - started
         _check_finite(epoch, loss, params, owner)
         record = {"epoch": epoch, "loss": loss, "train_seconds": train_seconds, "eval_seconds": 0.0}
         if valid is not None:
-            scorer = objective.scorer() if hasattr(objective, "scorer") else _FactorScorer(*objective.factors())
-            metrics = evaluate(scorer, valid, exclude, k=(10, 20))
+            metrics = evaluate(objective.scorer(), valid, exclude, k=(10, 20))
             record["eval_seconds"] = metrics.pop("seconds")
             metrics.pop("n_users")
             record.update({f"valid_{key}": value for key, value in metrics.items()})

@@ -156,3 +156,18 @@ def test_real_amazon_baby_counts():
     assert (ds.n_users, ds.n_items) == (19445, 7050)
     assert (ds.train.nnz, ds.valid.nnz, ds.test.nnz) == (119674, 20559, 20559)
     assert ds.image is None and ds.text is None
+
+
+def test_item_groups_reads_the_first_known_group_column():
+    from lgrec.data import ITEM_GROUP_COLUMNS
+
+    info = pd.DataFrame({"itemID": [2, 0], "category": ["b", None], "other": ["x", "y"]})
+    train = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    data = lgrec.Dataset(train, train, train, item_info=info)
+    labels, column = data.item_groups()
+    assert column == "category" and "category" in ITEM_GROUP_COLUMNS
+    assert labels.tolist() == ["(none)", "(none)", "b"]
+    assert data.item_groups("other")[0].tolist() == ["y", "(none)", "x"]
+    assert data.item_groups(None) == (None, None)
+    with pytest.raises(ValueError, match="'nope' is not a column of item_info"):
+        data.item_groups("nope")

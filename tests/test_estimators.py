@@ -20,13 +20,9 @@ ESTIMATORS = {
     "FREEDOM": lambda **kw: lgrec.FREEDOM(**{**FAST, **kw}),
     "RLMultimodalRec": lambda **kw: lgrec.RLMultimodalRec(**{**FAST, **kw}),
 }
-# Estimators that refuse to fit without item features (they raise a ValueError saying so)
-NEEDS_FEATURES = {"VBPR", "FREEDOM"}
-
-
 def features_for(name, train):
     """(img_feats, txt_feats) for a fit call: random features when ``name`` needs them, else (None, None)."""
-    if name not in NEEDS_FEATURES:
+    if not getattr(lgrec, name).requires_features:
         return None, None
     rng = np.random.default_rng(0)
     return rng.standard_normal((train.shape[1], 4)).astype(np.float32), None
@@ -251,3 +247,40 @@ def test_content_knn_is_the_cosine_to_the_summed_profile():
     np.testing.assert_allclose(model.score_users(np.array([0]))[0], items @ profile, rtol=1e-6)
     with pytest.raises(ValueError, match="needs item features"):
         lgrec.ContentKNN().fit(train)
+
+
+def _rewrite_meta(path, out, edit):
+    """Copy a saved model with its JSON metadata edited (to fake files of other format versions)."""
+    import json
+
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(arrays["__lgrec__"]))
+    edit(meta)
+    arrays["__lgrec__"] = np.array(json.dumps(meta))
+    np.savez(out, **arrays)
+    return out
+
+
+@pytest.mark.parametrize("name, old, new", [("FREEDOM", "knn_k", "n_neighbors"),
+                                            ("RLMultimodalRec", "memory_image_share", "image_weight")])
+def test_version_1_files_load_with_the_renamed_hyperparameters(synthetic, tmp_path, name, old, new):
+    model = ESTIMATORS[name](max_epochs=1, random_state=0).fit(synthetic.train, synthetic.image, synthetic.text)
+    value = 7 if new == "n_neighbors" else 0.3
+
+    def as_version_1(meta):
+        meta["format_version"] = 1
+        meta["params"][old] = value
+        del meta["params"][new]
+
+    path = _rewrite_meta(model.save(tmp_path / "new.npz"), tmp_path / "v1.npz", as_version_1)
+    loaded = type(model).load(path)
+    assert getattr(loaded, new) == value and not hasattr(loaded, old)
+    np.testing.assert_array_equal(loaded.score_users(np.arange(5)), model.score_users(np.arange(5)))
+
+
+def test_unknown_format_versions_are_refused_with_the_versions_we_read(fitted, tmp_path):
+    path = _rewrite_meta(fitted.save(tmp_path / "m.npz"), tmp_path / "v9.npz",
+                         lambda meta: meta.update(format_version=9))
+    with pytest.raises(ValueError, match=r"model format version 9; this lgrec reads versions \[1, 2\]"):
+        type(fitted).load(path)

@@ -12,7 +12,8 @@ from lgrec.knn import modality_graph
 from lgrec.models.freedom import FreedomObjective, prune_edges
 
 from conftest import random_interactions
-from test_vbpr import check_objective_gradients, features_with_missing_rows, triplets
+from gradcheck import check_objective_gradients, triplets
+from test_vbpr import features_with_missing_rows
 
 
 def _objective(rng, train, modalities, missing, n_layers, n_mm_layers, dropout, lam, reg, d=3):
@@ -35,9 +36,9 @@ def test_freedom_objective_gradient(seed, n_users, n_items, batch, n_layers, n_m
     rng = np.random.default_rng(seed)
     train = random_interactions(rng, n_users, n_items, 0.4)
     objective = _objective(rng, train, modalities, missing, n_layers, n_mm_layers, dropout, lam, reg)
-    objective.start_epoch(rng)  # gradients on the pruned graph of this epoch
-    assert objective.graph.r_norm.dtype == np.float64
-    check_objective_gradients(objective, *triplets(rng, train, batch))
+    state = objective.start_epoch(rng, None)  # gradients on the pruned graph of this epoch
+    assert objective.training_graph(state).r_norm.dtype == np.float64
+    check_objective_gradients(objective, *triplets(rng, train, batch), state=state)
 
 
 @pytest.mark.parametrize("n_mm_layers", [0, 1, 2])
@@ -47,19 +48,21 @@ def test_item_graph_rows_and_their_adjoint(n_mm_layers):
     train = random_interactions(rng, 5, 8, 0.4)
     objective = _objective(rng, train, ("image", "text"), 0.3, 2, n_mm_layers, 0.0, 1.0, 0.0)
     rows = np.array([1, 4, 5])
-    block = objective.item_graph[rows]
     x, y = rng.standard_normal((8, 3)), rng.standard_normal((3, 3))
-    side = objective._item_side_rows(block, rows, x)
-    np.testing.assert_allclose(side, objective._item_side(x)[rows])
-    np.testing.assert_allclose(np.vdot(side, y), np.vdot(x, objective._item_side_rows_backward(block, rows, y)))
+    side = objective.final_items(rows, np.zeros((3, 3)), x)
+    full = x
+    for _ in range(n_mm_layers):
+        full = objective.item_graph @ full
+    np.testing.assert_allclose(side, full[rows])
+    np.testing.assert_allclose(np.vdot(side, y), np.vdot(x, objective.final_items_adjoint(rows, y, np.zeros((8, 3)))))
 
 
 def test_factors_use_the_full_graph_plus_the_item_graph():
     rng = np.random.default_rng(1)
     train = random_interactions(rng, 6, 7, 0.4)
     objective = _objective(rng, train, ("image", "text"), 0.3, 2, 1, 0.8, 1.0, 0.0)
-    objective.start_epoch(rng)
-    assert objective.graph.r_norm.nnz < train.nnz  # training sees a pruned graph ...
+    state = objective.start_epoch(rng, None)
+    assert objective.training_graph(state).r_norm.nnz < train.nnz  # training sees a pruned graph ...
     users, items = objective.factors()  # ... scoring the full one
     full_u, full_i = propagate(normalized_adjacency(train, dtype=np.float64), objective.params["user"],
                                objective.params["item"], 2)
@@ -105,8 +108,7 @@ def test_start_epoch_resamples_deterministically():
         draws = np.random.default_rng(seed)
         out = []
         for _ in range(2):
-            objective.start_epoch(draws)
-            out.append(objective.graph.r_norm.copy())
+            out.append(objective.start_epoch(draws, None).r_norm.copy())
         return out
     a, b = graphs(0), graphs(0)
     assert all((x != y).nnz == 0 for x, y in zip(a, b))
@@ -116,7 +118,7 @@ def test_start_epoch_resamples_deterministically():
 def test_freedom_fit_errors_and_attributes(synthetic):
     with pytest.raises(ValueError, match="FREEDOM needs item features"):
         lgrec.FREEDOM().fit(synthetic.train)
-    for param, value in [("n_layers", 0), ("n_mm_layers", -1), ("knn_k", 0), ("image_weight", 1.5),
+    for param, value in [("n_layers", 0), ("n_mm_layers", -1), ("n_neighbors", 0), ("image_weight", 1.5),
                          ("dropout", 1.0), ("dropout", -0.1), ("modality_weight", -1.0)]:
         with pytest.raises(ValueError, match=f"The '{param}' parameter of FREEDOM must be"):
             lgrec.FREEDOM(**{param: value}).fit(synthetic.train, synthetic.image, synthetic.text)

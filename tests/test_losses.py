@@ -7,11 +7,10 @@ from hypothesis import strategies as st
 from lgrec.graph import normalized_adjacency
 from lgrec.losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from lgrec.models.bpr import MFObjective
-from lgrec.models.lightgcn import GraphObjective
-from lgrec.optim import RowGrad
+from lgrec.objective import GraphObjective
 
 from conftest import random_interactions
-from gradcheck import assert_grad_close, numeric_grad
+from gradcheck import assert_grad_close, check_objective_gradients, numeric_grad, triplets
 
 bounded = st.floats(-2.0, 2.0, allow_nan=False)
 
@@ -39,31 +38,12 @@ def test_l2_gradient(weight, batch, seed):
     assert_grad_close(l2_backward(weight, batch, rows), numeric_grad(lambda: l2_forward(weight, batch, rows), rows))
 
 
-def _dense(grad, n_rows):
-    return grad.to_dense(n_rows) if isinstance(grad, RowGrad) else grad
-
-
-def _check_objective(objective, users, pos, neg):
-    _, grads = objective.loss_and_grads(users, pos, neg)
-    for name, param in objective.params.items():
-        numeric = numeric_grad(lambda: objective.loss_and_grads(users, pos, neg)[0], param)
-        assert_grad_close(_dense(grads[name], param.shape[0]), numeric, name=name)
-
-
-def _triplets(rng, train, batch):
-    users = rng.integers(0, train.shape[0], batch)
-    dense = train.toarray() > 0
-    pos = np.array([rng.choice(np.flatnonzero(dense[u])) for u in users])
-    neg = np.array([rng.choice(np.flatnonzero(~dense[u])) for u in users])
-    return users, pos, neg
-
-
 @given(seed=st.integers(0, 2**32 - 1), reg=st.floats(0.0, 0.5), batch=st.integers(1, 6))
 def test_mf_objective_gradient_with_repeated_rows(seed, reg, batch):
     rng = np.random.default_rng(seed)
     train = random_interactions(rng, 4, 5, 0.3)  # tiny: batches repeat users and items
     objective = MFObjective(rng.standard_normal((4, 3)), rng.standard_normal((5, 3)), reg)
-    _check_objective(objective, *_triplets(rng, train, batch))
+    check_objective_gradients(objective, *triplets(rng, train, batch))
 
 
 @given(
@@ -84,4 +64,4 @@ def test_lightgcn_objective_gradient_on_tiny_graphs(seed, reg, n_layers, n_users
         n_layers,
         reg,
     )
-    _check_objective(objective, *_triplets(rng, train, batch))
+    check_objective_gradients(objective, *triplets(rng, train, batch))

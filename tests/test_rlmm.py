@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 import lgrec
 from lgrec.fusion import init_fusion_params, prepare_features
 from lgrec.graph import normalized_adjacency
-from lgrec.models.rlmm import RLMMObjective, content_memory
+from lgrec.knn import content_memory
+from lgrec.models.rlmm import RLMMObjective
 
 from conftest import random_interactions
-from gradcheck import assert_grad_close, numeric_grad
-from test_losses import _dense, _triplets
+from gradcheck import check_objective_gradients, triplets
 
 
 @given(
@@ -47,27 +47,24 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         rng.standard_normal((n_items, dim)), fusion, inputs, n_layers, reg, content_weight, cold_start, fixed_gate,
         memory=content_memory(train, inputs, 2), memory_weight=memory_weight,
     )
-    users, pos, neg = _triplets(rng, train, 5)
+    users, pos, neg = triplets(rng, train, 5)
     neg[0] = 5  # the cold item takes part
-    _, grads = objective.loss_and_grads(users, pos, neg)
-    for name, param in objective.params.items():
-        numeric = numeric_grad(lambda: objective.loss_and_grads(users, pos, neg)[0], param)
-        assert_grad_close(_dense(grads[name], param.shape[0]), numeric, name=name)
+    check_objective_gradients(objective, users, pos, neg)
 
 
-@pytest.mark.parametrize("image_share", [0.5, 0.25, 0.9])
-def test_content_memory_matches_a_brute_force_oracle(image_share):
+@pytest.mark.parametrize("image_weight", [0.5, 0.25, 0.9])
+def test_content_memory_matches_a_brute_force_oracle(image_weight):
     rng = np.random.default_rng(4)
     train = random_interactions(rng, 5, 9, 0.3)
     img, txt = rng.standard_normal((9, 4)), rng.standard_normal((9, 3))
     img[7] = txt[7] = 0.0  # no features: no neighbours, nobody's neighbour
     img[2] = 0.0  # text only: its similarity is the text cosine
     inputs, _ = prepare_features(img, txt, 9, "none")
-    memory = content_memory(train, inputs, 3, image_share).toarray()
+    memory = content_memory(train, inputs, 3, image_weight).toarray()
     unit = lambda a: a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-300)
     cos_v, cos_t = unit(img) @ unit(img).T, unit(txt) @ unit(txt).T
-    cos = image_share * cos_v + (1 - image_share) * cos_t  # both items with both modalities
-    cos[2, :] = cos[:, 2] = cos_t[2] * np.sqrt(1 - image_share)  # the text-only item's unit vector is the text
+    cos = image_weight * cos_v + (1 - image_weight) * cos_t  # both items with both modalities
+    cos[2, :] = cos[:, 2] = cos_t[2] * np.sqrt(1 - image_weight)  # the text-only item's unit vector is the text
     cos[2, 2] = 1.0
     similar = np.zeros((9, 9))
     for i in range(9):
@@ -95,7 +92,7 @@ def test_memory_scores_read_the_memory_even_when_its_indices_are_unsorted():
                               rng.standard_normal((10, 4)).astype(np.float32), {}, None, 2, 0.0, 0.0, True,
                               memory=shuffled, memory_weight=3.0)
     users, items = np.repeat(np.arange(6), 10), np.tile(np.arange(10), 6)
-    np.testing.assert_allclose(objective.memory_scores(users, items), 3.0 * memory.toarray().ravel(), rtol=1e-6)
+    np.testing.assert_allclose(objective.score_offsets(users, items), 3.0 * memory.toarray().ravel(), rtol=1e-6)
     assert not shuffled.has_sorted_indices  # the caller's matrix is left as given
 
 
@@ -112,11 +109,11 @@ def test_content_refresh_window_sums_the_batch_gradients_of_the_fusion():
                              r.standard_normal((8, 4)), fusion, inputs, 2, 0.1, 1.0, True, content_refresh=refresh)
 
     windowed, exact = objective(3), objective(1)
-    batches = [_triplets(rng, train, 4) for _ in range(3)]
-    summed = {}
+    batches = [triplets(rng, train, 4) for _ in range(3)]
+    summed, state, exact_state = {}, windowed.initial_state(), exact.initial_state()
     for step, batch in enumerate(batches):
-        _, grads = windowed.loss_and_grads(*batch)
-        _, reference = exact.loss_and_grads(*batch)
+        _, grads, state = windowed.loss_and_grads(*batch, state)
+        _, reference, exact_state = exact.loss_and_grads(*batch, exact_state)
         assert ("W_v" in grads) == (step == 2)  # fusion parameters move once per window
         np.testing.assert_allclose(grads["user"], reference["user"], rtol=1e-12)
         for key in ("W_v", "b_v", "W_t", "b_t", "W_g", "b_g"):
@@ -217,8 +214,8 @@ def test_feature_errors_name_the_argument(synthetic):
         lgrec.RLMultimodalRec(gate="max").fit(synthetic.train)
     with pytest.raises(ValueError, match="The 'content_weight' parameter"):
         lgrec.RLMultimodalRec(content_weight=-1.0).fit(synthetic.train)
-    with pytest.raises(ValueError, match=r"'memory_image_share' parameter of RLMultimodalRec must be a float in the range \[0.0, 1.0\]"):
-        lgrec.RLMultimodalRec(memory_image_share=1.5).fit(synthetic.train)
+    with pytest.raises(ValueError, match=r"'image_weight' parameter of RLMultimodalRec must be a float in the range \[0.0, 1.0\]"):
+        lgrec.RLMultimodalRec(image_weight=1.5).fit(synthetic.train)
     with pytest.raises(ValueError, match=r"'gate_learning_rate' parameter of RLMultimodalRec must be a float in the range \(0.0, inf\)"):
         lgrec.RLMultimodalRec(gate_learning_rate=0.0).fit(synthetic.train)
 

@@ -7,31 +7,9 @@ from hypothesis import strategies as st
 
 import lgrec
 from lgrec.models.vbpr import VBPRObjective
-from lgrec.optim import RowGrad
 
 from conftest import random_interactions
-from gradcheck import assert_grad_close, numeric_grad
-
-
-def _dense(grad, n_rows):
-    return grad.to_dense(n_rows) if isinstance(grad, RowGrad) else grad
-
-
-def check_objective_gradients(objective, users, pos, neg):
-    """Every parameter's hand-written gradient against central differences."""
-    _, grads = objective.loss_and_grads(users, pos, neg)
-    assert set(grads) == set(objective.params)
-    for name, param in objective.params.items():
-        numeric = numeric_grad(lambda: objective.loss_and_grads(users, pos, neg)[0], param)
-        assert_grad_close(_dense(grads[name], param.shape[0]), numeric, name=name)
-
-
-def triplets(rng, train, batch):
-    users = rng.integers(0, train.shape[0], batch)
-    dense = train.toarray() > 0
-    pos = np.array([rng.choice(np.flatnonzero(dense[u])) for u in users])
-    neg = np.array([rng.choice(np.flatnonzero(~dense[u])) for u in users])
-    return users, pos, neg
+from gradcheck import check_objective_gradients, triplets
 
 
 def features_with_missing_rows(rng, n_items, dim, missing):

@@ -1,9 +1,15 @@
-"""What every lgrec recommender shares: scoring, ``recommend``, save and load.
+"""What every lgrec recommender shares: scoring, ``recommend``, save and load, and its tags.
 
 A fitted model scores user ``u`` and item ``i`` with the dot product
-``user_factors_[u] @ item_factors_[i]``; every model (also the popularity and
-content baselines) is expressed that way, so ranking, evaluation and
-persistence are written once.
+``user_factors_[u] @ item_factors_[i]`` (plus, for RLMultimodalRec, a fixed
+sparse term; :class:`lgrec.scoring.FactorScorer`); every model (also the
+popularity and content baselines) is expressed that way, so ranking,
+evaluation and persistence are written once.
+
+Class-level tags say what an estimator does with item features, for the code
+that chooses what to pass it (``lgrec compare``, the CLI, the tests):
+``requires_features`` (refuses to fit without them) and ``uses_features``
+(reads them at all; the collaborative models ignore them).
 """
 
 from __future__ import annotations
@@ -22,13 +28,29 @@ from .._validation import (
 )
 from ..evaluation import rank_blocks
 from ..persistence import load_model, save_model
+from ..scoring import FactorScorer
 from ..training import TripletSampler, train
 
 __all__ = ["Recommender", "check_fit_data", "check_training_params", "xavier_normal", "xavier_uniform"]
 
 
 class Recommender(BaseEstimator):
-    """Base class: dot-product scoring over learned ``user_factors_`` and ``item_factors_``."""
+    """Base class: dot-product scoring over learned ``user_factors_`` and ``item_factors_``.
+
+    Attributes
+    ----------
+    requires_features : bool
+        Class tag: ``fit`` refuses to run without item features.
+    uses_features : bool
+        Class tag: ``fit`` reads item features (False: they are ignored).
+    """
+
+    requires_features = False
+    uses_features = False
+
+    def _scorer(self) -> FactorScorer:
+        """The fitted model's scores (subclasses add fixed score terms)."""
+        return FactorScorer(self.user_factors_, self.item_factors_)
 
     def score_users(self, user_ids) -> np.ndarray:
         """Scores of all items for some users.
@@ -42,7 +64,7 @@ class Recommender(BaseEstimator):
         ndarray of shape (b, n_items), float32
         """
         check_is_fitted(self)
-        return self.user_factors_[user_ids] @ self.item_factors_.T
+        return self._scorer().score_users(user_ids)
 
     @property
     def n_users_(self) -> int:

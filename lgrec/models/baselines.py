@@ -105,6 +105,9 @@ class ContentKNN(Recommender):
         Empty.
     """
 
+    requires_features = True
+    uses_features = True
+
     def __init__(self, verbose: bool = False):
         self.verbose = verbose
 

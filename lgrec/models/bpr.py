@@ -10,13 +10,15 @@ import numpy as np
 
 from .._validation import check_random_state
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
+from ..objective import Objective
 from ..optim import row_grad
+from ..scoring import FactorScorer
 from ._base import Recommender, check_fit_data, check_training_params, xavier_normal
 
 __all__ = ["BPRMF"]
 
 
-class MFObjective:
+class MFObjective(Objective):
     """BPR objective of plain matrix factorisation; gradients touch only the batch's rows.
 
     Parameters
@@ -31,8 +33,8 @@ class MFObjective:
         self.params = {"user": user, "item": item}
         self.regularization = regularization
 
-    def loss_and_grads(self, users, pos, neg):
-        """BPR + L2 loss of a batch and its row-sparse gradients."""
+    def loss_and_grads(self, users, pos, neg, state=None):
+        """BPR + L2 loss of a batch and its row-sparse gradients (no state)."""
         user_table, item_table = self.params["user"], self.params["item"]
         e_u, e_i, e_j = user_table[users], item_table[pos], item_table[neg]
         loss, cache = bpr_forward(e_u, e_i, e_j)
@@ -46,10 +48,10 @@ class MFObjective:
             "user": row_grad(users, d_u),
             "item": row_grad(np.concatenate([pos, neg]), np.concatenate([d_i, d_j])),
         }
-        return loss, grads
+        return loss, grads, state
 
-    def factors(self):
-        return self.params["user"], self.params["item"]
+    def scorer(self) -> FactorScorer:
+        return FactorScorer(self.params["user"], self.params["item"])
 
 
 class BPRMF(Recommender):
@@ -142,5 +144,5 @@ class BPRMF(Recommender):
             self.regularization,
         )
         self._train(objective, train_matrix, valid, rng)
-        self.user_factors_, self.item_factors_ = objective.factors()
+        self.user_factors_, self.item_factors_ = objective.params["user"], objective.params["item"]
         return self

@@ -36,9 +36,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import check_features, check_float, check_int, check_random_state
-from ..graph import batch_rows, normalized_adjacency, propagate, propagate_rows, propagate_rows_adjoint
+from ..graph import BipartiteGraph, normalized_adjacency
 from ..knn import modality_graph
-from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
+from ..losses import bpr_backward, bpr_forward
+from ..objective import GraphObjective
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
 from .vbpr import ItemFeatures
 
@@ -83,8 +84,13 @@ def prune_edges(train: sp.csr_matrix, weights: np.ndarray, dropout: float, rng: 
     return pruned
 
 
-class FreedomObjective:
-    """BPR objective of FREEDOM with hand-written gradients.
+class FreedomObjective(GraphObjective):
+    """BPR objective of FREEDOM: the graph batch step with an item-item term and modality BPR.
+
+    Hooks of :class:`lgrec.objective.GraphObjective`: the batch's user-item
+    graph is the epoch's pruned one (:meth:`start_epoch`, :meth:`training_graph`),
+    :meth:`final_items` adds :math:`S^M E_i` and :meth:`extra_loss` the modality
+    BPR terms; layer 0 is the ID tables.
 
     Parameters
     ----------
@@ -112,67 +118,62 @@ class FreedomObjective:
     Notes
     -----
     Parameter names: ``"user"``, ``"item"``, ``"{m}_proj"``, ``"{m}_bias"``.
-    Until :meth:`start_epoch` is called the training graph is the full graph.
+    The state the loop passes between batches is the epoch's pruned graph
+    (None: the full graph).
     """
 
     def __init__(self, train: sp.csr_matrix, item_graph: sp.csr_matrix, user, item, features: dict,
                  projections: dict, n_layers: int, n_mm_layers: int, dropout: float,
                  modality_weight: float, regularization: float):
         dtype = user.dtype
+        super().__init__(normalized_adjacency(train, dtype=dtype), user, item, n_layers, regularization)
         self.train = train
-        self.full_graph = normalized_adjacency(train, dtype=dtype)
-        self.graph = self.full_graph
         self.item_graph = sp.csr_matrix(item_graph, dtype=dtype)
         self.item_graph_t = self.item_graph.T.tocsr()
         self.features = ItemFeatures(features)
         self.modalities = tuple(features)
-        self.n_layers = n_layers
         self.n_mm_layers = n_mm_layers
         self.dropout = dropout
         self.modality_weight = modality_weight
-        self.regularization = regularization
-        self.edge_weights = self.full_graph.r_norm.data.astype(np.float64)
-        self.params = {"user": user, "item": item}
+        self.edge_weights = self.graph.r_norm.data.astype(np.float64)
         for m, (w, b) in projections.items():
             self.params[f"{m}_proj"] = w
             self.params[f"{m}_bias"] = b
 
-    def start_epoch(self, rng: np.random.Generator) -> None:
-        """Resample the pruned user-item graph used for this epoch's batches."""
-        if self.dropout > 0.0:
-            pruned = prune_edges(self.train, self.edge_weights, self.dropout, rng)
-            self.graph = normalized_adjacency(pruned, dtype=self.params["user"].dtype,
-                                              threaded=self.full_graph.threaded)
+    def start_epoch(self, rng: np.random.Generator, state) -> BipartiteGraph | None:
+        """The pruned user-item graph of this epoch's batches (None: no pruning)."""
+        if self.dropout == 0.0:
+            return None
+        pruned = prune_edges(self.train, self.edge_weights, self.dropout, rng)
+        return normalized_adjacency(pruned, dtype=self.params["user"].dtype, threaded=self.graph.threaded)
 
-    def _item_side(self, items: np.ndarray) -> np.ndarray:
-        """:math:`S^M` ``items``."""
-        for _ in range(self.n_mm_layers):
-            items = self.item_graph @ items
-        return items
+    def training_graph(self, state) -> BipartiteGraph:
+        return self.graph if state is None else state
 
-    def _item_side_rows(self, block: sp.csr_matrix, item_rows: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Rows ``item_rows`` of :math:`S^M` ``items``; ``block`` is ``item_graph[item_rows]``."""
+    def _item_graph_rows(self, items: np.ndarray) -> sp.csr_matrix:
+        return self.item_graph if items.shape[0] == self.item_graph.shape[0] else self.item_graph[items]
+
+    def final_items(self, items, propagated, items0):
+        """Adds rows ``items`` of :math:`S^M E_i` (``E_i`` = ``items0``, the ID table)."""
         if self.n_mm_layers == 0:
-            return items[item_rows]
+            propagated += items0[items]
+            return propagated
+        smoothed = items0
         for _ in range(self.n_mm_layers - 1):
-            items = self.item_graph @ items
-        return block @ items
+            smoothed = self.item_graph @ smoothed
+        propagated += self._item_graph_rows(items) @ smoothed
+        return propagated
 
-    def _item_side_rows_backward(self, block: sp.csr_matrix, item_rows: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        """Adjoint of :meth:`_item_side_rows`: :math:`(S^\\top)^M` of ``grad`` placed at ``item_rows``."""
+    def final_items_adjoint(self, items, grad, d_items0):
+        """Adds :math:`(S^\\top)^M` of ``grad`` placed at ``items``."""
         if self.n_mm_layers == 0:
-            out = np.zeros((self.item_graph.shape[0], grad.shape[1]), dtype=grad.dtype)
-            out[item_rows] = grad
-            return out
-        grad = block.T @ grad
+            d_items0[items] += grad
+            return d_items0
+        back = self._item_graph_rows(items).T @ grad
         for _ in range(self.n_mm_layers - 1):
-            grad = self.item_graph_t @ grad
-        return grad
-
-    def _forward(self, graph):
-        users, items = propagate(graph, self.params["user"], self.params["item"], self.n_layers)
-        items += self._item_side(self.params["item"])
-        return users, items
+            back = self.item_graph_t @ back
+        d_items0 += back
+        return d_items0
 
     def _projected(self, m: str, rows: np.ndarray, selected: np.ndarray, x: np.ndarray) -> np.ndarray:
         """:math:`X_m W_m + b_m` for ``rows``; ``x`` holds the feature rows of the ``selected`` ones."""
@@ -183,25 +184,13 @@ class FreedomObjective:
             out[selected] += x @ self.params[f"{m}_proj"]
         return out
 
-    def loss_and_grads(self, users, pos, neg):
-        """Loss of a batch on the current training graph and the gradients of every parameter.
-
-        Only the batch's rows of the final embeddings are computed and the
-        backward pass starts from them (:func:`lgrec.graph.propagate_rows`).
-        """
-        p = self.params
+    def extra_loss(self, users, pos, neg, rows, e_u, d_u, context):
+        """:math:`\\lambda \\sum_m \\mathrm{BPR}(u, X_m W_m + b_m)` and the projections' gradients."""
         batch = users.shape[0]
         items = np.concatenate([pos, neg])
-        rows = batch_rows(self.graph, users, items)
-        block = self.item_graph[rows.items]
-        final_users, final_items = propagate_rows(self.graph, rows, p["user"], p["item"], self.n_layers)
-        final_items += self._item_side_rows(block, rows.items, p["item"])
-        e_u, e_ij = final_users[rows.user_index], final_items[rows.item_index]
-        loss, cache = bpr_forward(e_u, e_ij[:batch], e_ij[batch:])
-        d_u, d_i, d_j = bpr_backward(cache)
-        grads = {}
         lam = self.modality_weight
-        selected, gathered = self.features.lookup(items, p["user"].dtype)
+        selected, gathered = self.features.lookup(items, e_u.dtype)
+        loss, grads = 0.0, {}
         for m in self.modalities:
             x = gathered[m]
             proj = self._projected(m, items, selected, x)
@@ -212,22 +201,7 @@ class FreedomObjective:
             d_proj = lam * np.concatenate([m_di, m_dj])
             grads[f"{m}_proj"] = x.T @ d_proj[selected]
             grads[f"{m}_bias"] = d_proj.sum(axis=0)
-        g_users, g_items = rows.sum_by_user(d_u), rows.sum_by_item(np.concatenate([d_i, d_j]))
-        d_users, d_items = propagate_rows_adjoint(self.graph, rows, g_users, g_items, self.n_layers)
-        d_items += self._item_side_rows_backward(block, rows.items, g_items)
-        mu = self.regularization
-        if mu > 0.0:
-            ego_users, ego_items = p["user"][users], p["item"][items]
-            loss += l2_forward(mu, batch, ego_users, ego_items)
-            d_users[rows.users] += rows.sum_by_user(l2_backward(mu, batch, ego_users))
-            d_items[rows.items] += rows.sum_by_item(l2_backward(mu, batch, ego_items))
-        grads["user"] = d_users
-        grads["item"] = d_items
         return loss, grads
-
-    def factors(self):
-        """Scoring factors on the full user-item graph: users (n_users, d), items (n_items, d)."""
-        return self._forward(self.full_graph)
 
 
 class FREEDOM(Recommender):
@@ -247,8 +221,8 @@ class FREEDOM(Recommender):
         User-item propagation layers (MMRec's ``n_ui_layers``).
     n_mm_layers : int, default=1
         Item-item propagation layers on the modality graph.
-    knn_k : int, default=10
-        Neighbours per item in each modality's kNN graph.
+    n_neighbors : int, default=10
+        Neighbours per item in each modality's kNN graph (MMRec's ``knn_k``).
     image_weight : float, default=0.1
         Weight of the image graph in the mix (``mm_image_weight``).
     dropout : float, default=0.8
@@ -285,13 +259,14 @@ class FREEDOM(Recommender):
     """
 
     requires_features = True
+    uses_features = True
 
     def __init__(
         self,
         embedding_size: int = 64,
         n_layers: int = 2,
         n_mm_layers: int = 1,
-        knn_k: int = 10,
+        n_neighbors: int = 10,
         image_weight: float = 0.1,
         dropout: float = 0.8,
         modality_weight: float = 1e-4,
@@ -306,7 +281,7 @@ class FREEDOM(Recommender):
         self.embedding_size = embedding_size
         self.n_layers = n_layers
         self.n_mm_layers = n_mm_layers
-        self.knn_k = knn_k
+        self.n_neighbors = n_neighbors
         self.image_weight = image_weight
         self.dropout = dropout
         self.modality_weight = modality_weight
@@ -343,7 +318,7 @@ class FREEDOM(Recommender):
         check_training_params(self)
         check_int(self.n_layers, "n_layers", owner, low=1)
         check_int(self.n_mm_layers, "n_mm_layers", owner, low=0)
-        check_int(self.knn_k, "knn_k", owner, low=1)
+        check_int(self.n_neighbors, "n_neighbors", owner, low=1)
         check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
         check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, closed="left")
         check_float(self.modality_weight, "modality_weight", owner, low=0.0)
@@ -356,7 +331,7 @@ class FREEDOM(Recommender):
             raise ValueError(f"{owner} needs item features: img_feats and txt_feats are both None "
                              "(LightGCN is its collaborative core without them).")
         rng = check_random_state(self.random_state)
-        item_graph = modality_graph(given["image"], given["text"], self.knn_k, self.image_weight)
+        item_graph = modality_graph(given["image"], given["text"], self.n_neighbors, self.image_weight)
         d = self.embedding_size
         user = xavier_uniform(rng, n_users, d)
         item = xavier_uniform(rng, n_items, d)

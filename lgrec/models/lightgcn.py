@@ -9,80 +9,18 @@ then items) and the normalised adjacency :math:`\hat A` of :mod:`lgrec.graph`,
     E = \frac{1}{L+1}\sum_{l=0}^{L} \hat A^{l} E^{(0)}, \qquad
     \hat y_{ui} = e_u^\top e_i,
 
-trained with BPR on :math:`E` and L2 on the batch's rows of :math:`E^{(0)}`.
+trained with BPR on :math:`E` and L2 on the batch's rows of :math:`E^{(0)}`: exactly the batch step
+of :class:`lgrec.objective.GraphObjective` without any hook overridden.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from .._validation import check_int, check_random_state
-from ..graph import (BipartiteGraph, batch_rows, normalized_adjacency, propagate, propagate_rows,
-                     propagate_rows_adjoint)
-from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
+from ..graph import normalized_adjacency
+from ..objective import GraphObjective
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
 
-__all__ = ["GraphObjective", "LightGCN"]
-
-
-class GraphObjective:
-    """BPR objective of a LightGCN over layer-0 user and item embeddings.
-
-    Layer 0 comes from :meth:`layer0` and its gradient goes back through
-    :meth:`layer0_grads`; here both are free ID tables ``user`` and ``item``.
-    RLMultimodalRec adds item content to layer 0 by overriding those methods.
-
-    Parameters
-    ----------
-    graph : BipartiteGraph
-    user : ndarray of shape (n_users, d)
-        Layer-0 user ID embeddings; updated in place by the optimiser.
-    item : ndarray of shape (n_items, d)
-        Layer-0 item ID embeddings; updated in place by the optimiser.
-    n_layers : int
-    regularization : float
-        L2 weight on the batch's rows of the ID tables.
-    """
-
-    def __init__(self, graph: BipartiteGraph, user: np.ndarray, item: np.ndarray,
-                 n_layers: int, regularization: float):
-        self.graph = graph
-        self.n_layers = n_layers
-        self.regularization = regularization
-        self.params = {"user": user, "item": item}
-
-    def layer0(self) -> tuple[np.ndarray, np.ndarray]:
-        """Layer-0 embeddings: users (n_users, d) and items (n_items, d)."""
-        return self.params["user"], self.params["item"]
-
-    def layer0_grads(self, d_users: np.ndarray, d_items: np.ndarray, batch_items: np.ndarray) -> dict:
-        """Parameter gradients from the gradients with respect to :meth:`layer0`."""
-        return {"user": d_users, "item": d_items}
-
-    def loss_and_grads(self, users, pos, neg):
-        """BPR + L2 loss of a batch; dense gradients through the propagation.
-
-        Only the batch's rows of the final embeddings are computed and the
-        backward pass starts from them (:func:`lgrec.graph.propagate_rows`).
-        """
-        batch = users.shape[0]
-        items = np.concatenate([pos, neg])
-        rows = batch_rows(self.graph, users, items)
-        final_users, final_items = propagate_rows(self.graph, rows, *self.layer0(), self.n_layers)
-        e_u, e_ij = final_users[rows.user_index], final_items[rows.item_index]
-        loss, cache = bpr_forward(e_u, e_ij[:batch], e_ij[batch:])
-        d_u, d_i, d_j = bpr_backward(cache)
-        g_users, g_items = rows.sum_by_user(d_u), rows.sum_by_item(np.concatenate([d_i, d_j]))
-        d_users, d_items = propagate_rows_adjoint(self.graph, rows, g_users, g_items, self.n_layers)
-        reg = self.regularization
-        ego_users, ego_items = self.params["user"][users], self.params["item"][items]
-        loss += l2_forward(reg, batch, ego_users, ego_items)
-        d_users[rows.users] += rows.sum_by_user(l2_backward(reg, batch, ego_users))
-        d_items[rows.items] += rows.sum_by_item(l2_backward(reg, batch, ego_items))
-        return loss, self.layer0_grads(d_users, d_items, rows.items)
-
-    def factors(self):
-        return propagate(self.graph, *self.layer0(), self.n_layers)
+__all__ = ["LightGCN"]
 
 
 class LightGCN(Recommender):

@@ -30,7 +30,7 @@ Three changes fix it, each measured on the H&M data:
    :math:`m_{ui} = \frac{1}{|N_u|}\sum_{j \in N_u} s_{ij}`, where :math:`s_{ij}`
    is the cosine of the raw item features when :math:`j` is among the
    :math:`k` nearest items of :math:`i` (0 otherwise); the cosine weighs the
-   photo by ``memory_image_share`` and the text by the rest. :math:`m` is
+   photo by ``image_weight`` and the text by the rest. :math:`m` is
    fixed; the embeddings are trained with it in the score, so they learn what
    it misses.
 
@@ -50,76 +50,59 @@ central differences).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
 from .._base import check_is_fitted
 from .._validation import check_bool, check_choice, check_features, check_float, check_int, check_random_state
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
-from ..graph import (BipartiteGraph, batch_rows, normalized_adjacency, propagate, propagate_rows,
-                     propagate_rows_adjoint)
-from ..kernels import csr_lookup
-from ..knn import knn_adjacency
-from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
+from ..graph import BipartiteGraph, normalized_adjacency
+from ..knn import content_memory
+from ..losses import bpr_backward, bpr_forward
+from ..objective import GraphObjective
+from ..scoring import FactorScorer
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
 
-__all__ = ["RLMMObjective", "RLMultimodalRec", "content_memory", "fit", "gate_summary"]
+__all__ = ["ContentWindow", "RLMMObjective", "RLMultimodalRec", "fit", "gate_summary"]
 
 _FUSION_ATTRS = {"W_v": "image_weights_", "b_v": "image_bias_", "W_t": "text_weights_", "b_t": "text_bias_",
                  "W_g": "gate_weights_", "b_g": "gate_bias_"}
 
 
-def content_memory(train: sp.csr_matrix, inputs: FusionInputs, k: int,
-                   image_share: float = 0.5) -> sp.csr_matrix:
-    """The content-neighbour memory :math:`m_{ui}` of every user and item.
+@dataclass(frozen=True)
+class ContentWindow:
+    """State of :class:`RLMMObjective` between batches: a window of batches that share one fused content.
 
-    Item content is the concatenation of the (scaled) modalities of
-    ``inputs``, each L2-normalised and weighted by the square root of its
-    share, then L2-normalised; for two items with both modalities
-    :math:`s_{ij} = w \\cos_v(i, j) + (1 - w) \\cos_t(i, j)`. :math:`s_{ij}`
-    is kept when ``j`` is among the ``k`` most similar other items of ``i``.
-    Computed in blocks of items (:func:`lgrec.knn.knn_adjacency`).
-
-    Parameters
+    Attributes
     ----------
-    train : scipy.sparse.csr_matrix of shape (n_users, n_items)
-    inputs : FusionInputs
-    k : int
-    image_share : float, default=0.5
-        :math:`w`, weight of the image cosine (the text gets :math:`1 - w`);
-        0.5 is the plain concatenation of the two unit vectors.
-
-    Returns
-    -------
-    scipy.sparse.csr_matrix of shape (n_users, n_items), float32
-        Row ``u`` is :math:`\\frac{1}{|N_u|} \\sum_{j \\in N_u} s_{\\cdot j}`; indices sorted within rows.
+    fused : ndarray of shape (n_content, d) or None
+        Fused content computed at the window's first batch (None: compute it at the next batch).
+    cache : tuple or None
+        Its :func:`lgrec.fusion.fusion_forward` cache.
+    d_fused : ndarray of shape (n_content, d) or None
+        Gradient with respect to ``fused`` summed over the window's batches so far.
+    batches : int
+        Batches of the window done.
     """
-    n_content = inputs.items.shape[0]
-    blocks = []
-    for values, pos, share in ((inputs.image, inputs.image_pos, image_share),
-                               (inputs.text, inputs.text_pos, 1.0 - image_share)):
-        if values is not None:
-            block = np.zeros((n_content, values.shape[1]), dtype=np.float32)
-            norms = np.linalg.norm(values, axis=1, keepdims=True)
-            block[pos] = np.divide(values, norms, out=np.zeros_like(values), where=norms > 0) * np.sqrt(share)
-            blocks.append(block)
-    content = np.hstack(blocks)
-    content /= np.maximum(np.linalg.norm(content, axis=1, keepdims=True), 1e-12)
-    adjacency = knn_adjacency(content, min(k + 1, n_content))
-    adjacency.setdiag(0)
-    adjacency.eliminate_zeros()
-    rows = np.repeat(np.arange(n_content), np.diff(adjacency.indptr))
-    cosine = np.einsum("ij,ij->i", content[rows], content[adjacency.indices]).astype(np.float32)
-    items = inputs.items
-    similar = sp.csr_matrix((cosine, (items[rows], items[adjacency.indices])), shape=(inputs.n_items,) * 2)
-    degree = np.maximum(np.diff(train.indptr), 1).astype(np.float32)
-    memory = sp.csr_matrix(sp.diags(1.0 / degree) @ train @ similar.T, dtype=np.float32)
-    memory.sort_indices()  # csr_lookup searches each row
-    return memory
+
+    fused: np.ndarray | None = None
+    cache: tuple | None = None
+    d_fused: np.ndarray | None = None
+    batches: int = 0
 
 
-class RLMMObjective:
-    """BPR objective of RLMultimodalRec (LightGCN over ID + fused content embeddings).
+class RLMMObjective(GraphObjective):
+    """BPR objective of RLMultimodalRec: the graph batch step with content in layer 0.
+
+    Hooks of :class:`lgrec.objective.GraphObjective`: :meth:`layer0` adds the
+    fused content to the item ID embeddings (zeroed for cold-start items) and
+    :meth:`layer0_backward` sends its gradient through the fusion once per
+    window of ``content_refresh`` batches (the window is the loop's state,
+    :class:`ContentWindow`); :meth:`final_items` lets cold-start items keep
+    their layer 0; :meth:`extra_loss` is the content-only BPR term; the
+    content-neighbour memory is the fixed score term.
 
     Parameters
     ----------
@@ -146,7 +129,7 @@ class RLMMObjective:
         over its batches (evaluated at the window's content); 1 is exact
         per-batch training.
     memory : scipy.sparse.csr_matrix of shape (n_users, n_items) or None
-        Content-neighbour memory :math:`m` (:func:`content_memory`).
+        Content-neighbour memory :math:`m` (:func:`lgrec.knn.content_memory`).
     memory_weight : float
         :math:`\\alpha`.
     gate_learning_rate : float or None
@@ -157,28 +140,26 @@ class RLMMObjective:
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
                  fixed_gate: float | None = None, content_refresh: int = 1, memory=None,
                  memory_weight: float = 0.0, gate_learning_rate: float | None = None):
-        self.graph = graph
+        super().__init__(graph, user, item, n_layers, regularization,
+                         score_terms=memory if memory_weight > 0 else None, score_weight=memory_weight)
         self.inputs = inputs if inputs is not None and inputs.items.size else None
-        self.n_layers = n_layers
-        self.regularization = regularization
         self.content_weight = content_weight if self.inputs is not None else 0.0
         self.fixed_gate = fixed_gate
         self.content_refresh = content_refresh
-        if memory is not None and not memory.has_sorted_indices:
-            memory = memory.sorted_indices()  # csr_lookup searches each row
-        self.memory = memory if memory_weight > 0 else None
-        self.memory_weight = memory_weight
-        self.params = {"user": user, "item": item, **(fusion if self.inputs is not None else {})}
+        if self.inputs is not None:
+            self.params.update(fusion)
         gate_params = [name for name in ("W_g", "b_g") if name in self.params] if fixed_gate is None else []
-        self.learning_rates = dict.fromkeys(gate_params, gate_learning_rate) if gate_learning_rate else {}
+        self._learning_rates = dict.fromkeys(gate_params, gate_learning_rate) if gate_learning_rate else {}
         degree = np.diff(graph.r_norm_t.indptr)
         self.is_isolated = (degree == 0) if cold_start else np.zeros(graph.n_items, dtype=bool)
         self.isolated = np.flatnonzero(self.is_isolated)
         self.content_pos = np.full(graph.n_items, -1, dtype=np.int64)
         if self.inputs is not None:
             self.content_pos[self.inputs.items] = np.arange(self.inputs.items.shape[0])
-        self._window = 0
-        self._fused = self._cache = self._acc_d_fused = None
+
+    @property
+    def learning_rates(self) -> dict:
+        return self._learning_rates
 
     def content(self) -> tuple[np.ndarray | None, tuple | None]:
         """Fused content of the items with features, shape (n_content, d), and the fusion cache."""
@@ -186,23 +167,54 @@ class RLMMObjective:
             return None, None
         return fusion_forward(self.params, self.inputs, self.fixed_gate)
 
-    def layer0(self, fused: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Layer-0 users (n_users, d) and items (n_items, d): ID embeddings plus fused content."""
+    def layer0(self, state: ContentWindow | None):
+        """ID embeddings plus the window's fused content; cold-start items have no ID embedding."""
+        fused = cache = None
+        if self.inputs is not None:
+            if state is None or state.fused is None:
+                fused, cache = self.content()
+                state = ContentWindow(fused, cache)
+            else:
+                fused, cache = state.fused, state.cache
         items = self.params["item"]
         if fused is not None or self.isolated.size:
             items = items.copy()
-            items[self.isolated] = 0.0  # cold-start items have no ID embedding
+            items[self.isolated] = 0.0
             if fused is not None:
                 items[self.inputs.items] += fused
-        return self.params["user"], items
+        return self.params["user"], items, (fused, cache), state
 
-    def final(self, layer_users: np.ndarray, layer_items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Layer mean; with ``cold_start`` isolated items keep their layer 0 at full weight (self-adjoint)."""
-        final_users, final_items = propagate(self.graph, layer_users, layer_items, self.n_layers)
-        final_items[self.isolated] = layer_items[self.isolated]
-        return final_users, final_items
+    def layer0_backward(self, d_users, d_items, rows, context, extra, state):
+        """ID gradients every batch; fusion gradients summed over the window, applied at its end."""
+        grads = {"user": d_users, "item": d_items}
+        fused, cache = context
+        if fused is not None:
+            d_fused = d_items[self.inputs.items]  # a copy, taken before the cold-start mask below
+            if extra is not None:
+                at = self.content_pos[rows.items]
+                d_fused[at[at >= 0]] += extra[at >= 0]  # items without features have no content
+            if state.d_fused is not None:
+                d_fused = state.d_fused + d_fused
+            if state.batches + 1 == self.content_refresh:
+                grads.update(fusion_backward(d_fused, self.params, self.inputs, cache))
+                state = ContentWindow()
+            else:
+                state = ContentWindow(fused, cache, d_fused, state.batches + 1)
+        d_items[self.isolated] = 0.0  # cold-start items have no ID embedding (no-op without cold_start)
+        return grads, state
 
-    def content_vectors(self, fused: np.ndarray | None, items: np.ndarray) -> np.ndarray:
+    def final_items(self, items, propagated, items0):
+        """Cold-start items keep their layer 0 at full weight."""
+        isolated = self.is_isolated[items]
+        propagated[isolated] = items0[items[isolated]]
+        return propagated
+
+    def final_items_adjoint(self, items, grad, d_items0):
+        isolated = self.is_isolated[items]
+        d_items0[items[isolated]] = grad[isolated]
+        return d_items0
+
+    def content_vectors(self, fused: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Fused content of arbitrary items (zero for items without features), shape (len(items), d)."""
         dim = self.params["user"].shape[1]
         out = np.zeros((items.shape[0], dim), dtype=self.params["user"].dtype)
@@ -211,89 +223,16 @@ class RLMMObjective:
         out[found] = fused[pos[found]]
         return out
 
-    def memory_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """:math:`\\alpha m_{ui}` for pairs of users and items, shape (len(users),)."""
-        memory = self.memory
-        values = csr_lookup(memory.indptr, memory.indices, memory.data, users, items)
-        return self.memory_weight * values.astype(self.params["user"].dtype, copy=False)
-
-    def loss_and_grads(self, users, pos, neg):
-        """Loss of a batch and the gradients of every parameter.
-
-        Only the batch's rows of the final embeddings are computed and the
-        backward pass starts from them (:func:`lgrec.graph.propagate_rows`).
-        """
-        if self._window == 0 or self._fused is None:
-            self._fused, self._cache = self.content()
-        fused, cache = self._fused, self._cache
-        layer_users, layer_items = self.layer0(fused)
-        batch = users.shape[0]
-        items = np.concatenate([pos, neg])
-        rows = batch_rows(self.graph, users, items)
-        final_users, final_items = propagate_rows(self.graph, rows, layer_users, layer_items, self.n_layers)
-        isolated = self.is_isolated[rows.items]  # cold-start items of the batch keep their layer 0
-        final_items[isolated] = layer_items[rows.items[isolated]]
-        e_u, e_ij = final_users[rows.user_index], final_items[rows.item_index]
-        offset = None
-        if self.memory is not None:
-            offset = self.memory_scores(users, pos) - self.memory_scores(users, neg)
-        loss, bpr_cache = bpr_forward(e_u, e_ij[:batch], e_ij[batch:], offset)
-        d_u, d_i, d_j = bpr_backward(bpr_cache)
-        d_content = None
-        if self.content_weight > 0:
-            c_loss, c_cache = bpr_forward(e_u, self.content_vectors(fused, pos), self.content_vectors(fused, neg))
-            cd_u, cd_i, cd_j = bpr_backward(c_cache)
-            w = self.content_weight
-            loss += w * c_loss
-            d_u += w * cd_u
-            d_content = rows.sum_by_item(w * np.concatenate([cd_i, cd_j]))
-        g_users, g_items = rows.sum_by_user(d_u), rows.sum_by_item(np.concatenate([d_i, d_j]))
-        d_users, d_items = propagate_rows_adjoint(self.graph, rows, g_users, g_items, self.n_layers)
-        d_items[rows.items[isolated]] = g_items[isolated]
-        reg = self.regularization
-        ego_users, ego_items = layer_users[users], layer_items[items]
-        loss += l2_forward(reg, batch, ego_users, ego_items)
-        d_users[rows.users] += rows.sum_by_user(l2_backward(reg, batch, ego_users))
-        d_items[rows.items] += rows.sum_by_item(l2_backward(reg, batch, ego_items))
-        grads = {"user": d_users, "item": d_items}
-        if fused is not None:
-            d_fused = d_items[self.inputs.items]  # a copy, taken before the cold-start mask below
-            if d_content is not None:
-                at = self.content_pos[rows.items]
-                d_fused[at[at >= 0]] += d_content[at >= 0]  # items without features have no content
-            self._acc_d_fused = d_fused if self._acc_d_fused is None else self._acc_d_fused + d_fused
-            self._window += 1
-            if self._window == self.content_refresh:
-                grads.update(fusion_backward(self._acc_d_fused, self.params, self.inputs, cache))
-                self._acc_d_fused, self._window = None, 0
-        d_items[self.isolated] = 0.0  # cold-start items have no ID embedding (no-op without cold_start)
-        return loss, grads
-
-    def factors(self) -> tuple[np.ndarray, np.ndarray]:
-        """Final user and item embeddings at the current parameters."""
-        fused, _ = self.content()
-        return self.final(*self.layer0(fused))
-
-    def scorer(self):
-        """What validation ranks with: the factors plus the memory term."""
-        return _MemoryScorer(*self.factors(), self.memory, self.memory_weight)
-
-
-class _MemoryScorer:
-    """Scores :math:`U V^\\top + \\alpha M` for blocks of users."""
-
-    def __init__(self, user_factors, item_factors, memory, memory_weight):
-        self.user_factors_, self.item_factors_ = user_factors, item_factors
-        self.n_users_, self.n_items_ = user_factors.shape[0], item_factors.shape[0]
-        self.memory, self.memory_weight = memory, memory_weight
-
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        scores = self.user_factors_[users] @ self.item_factors_.T
-        if self.memory is not None:
-            block = self.memory[users]
-            block.data *= self.memory_weight
-            scores[:, : block.shape[1]] += block.toarray()
-        return scores
+    def extra_loss(self, users, pos, neg, rows, e_u, d_u, context):
+        """:math:`\\lambda_c\\,\\mathrm{BPR}(e_u, f_i, f_j)`; returns the gradient of each batch item's content."""
+        fused, _ = context
+        if self.content_weight == 0.0 or fused is None:
+            return 0.0, None
+        c_loss, c_cache = bpr_forward(e_u, self.content_vectors(fused, pos), self.content_vectors(fused, neg))
+        cd_u, cd_i, cd_j = bpr_backward(c_cache)
+        w = self.content_weight
+        d_u += w * cd_u
+        return w * c_loss, rows.sum_by_item(w * np.concatenate([cd_i, cd_j]))
 
 
 class RLMultimodalRec(Recommender):
@@ -326,7 +265,7 @@ class RLMultimodalRec(Recommender):
         Neighbours per item of the content-neighbour memory (0 = no memory).
     memory_weight : float, default=10.0
         :math:`\\alpha`, weight of the memory in the score.
-    memory_image_share : float in [0, 1], default=0.25
+    image_weight : float in [0, 1], default=0.25
         Weight of the photo cosine in the memory's item similarity (the text
         gets the rest; 0.5 = both equal). 0.25 was chosen on the H&M validation
         split among {0, 0.1, 0.25, 0.5} (``benchmarks/README.md``).
@@ -390,6 +329,8 @@ class RLMultimodalRec(Recommender):
        Recommendation." SIGIR 2020.
     """
 
+    uses_features = True
+
     def __init__(
         self,
         embedding_size: int = 64,
@@ -399,7 +340,7 @@ class RLMultimodalRec(Recommender):
         content_weight: float = 1.0,
         n_neighbors: int = 10,
         memory_weight: float = 10.0,
-        memory_image_share: float = 0.25,
+        image_weight: float = 0.25,
         cold_start: bool = True,
         gate: str = "learned",
         gate_learning_rate: float | None = None,
@@ -419,7 +360,7 @@ class RLMultimodalRec(Recommender):
         self.content_weight = content_weight
         self.n_neighbors = n_neighbors
         self.memory_weight = memory_weight
-        self.memory_image_share = memory_image_share
+        self.image_weight = image_weight
         self.cold_start = cold_start
         self.gate = gate
         self.gate_learning_rate = gate_learning_rate
@@ -439,7 +380,7 @@ class RLMultimodalRec(Recommender):
         check_float(self.content_weight, "content_weight", owner, low=0.0)
         check_int(self.n_neighbors, "n_neighbors", owner, low=0)
         check_float(self.memory_weight, "memory_weight", owner, low=0.0)
-        check_float(self.memory_image_share, "memory_image_share", owner, low=0.0, high=1.0)
+        check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
         check_bool(self.cold_start, "cold_start", owner)
         check_choice(self.gate, "gate", owner, ("learned", "average"))
         if self.gate_learning_rate is not None:
@@ -482,7 +423,7 @@ class RLMultimodalRec(Recommender):
             fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim,
                                         projection=self.projection_init, input_norms=inputs.input_norms())
             if self.n_neighbors and self.memory_weight > 0 and inputs.items.size > 1:
-                memory = content_memory(train_matrix, inputs, self.n_neighbors, self.memory_image_share)
+                memory = content_memory(train_matrix, inputs, self.n_neighbors, self.image_weight)
         objective = RLMMObjective(
             normalized_adjacency(train_matrix), user, item, fusion, inputs, self.n_layers,
             self.regularization, self.content_weight, self.cold_start,
@@ -504,7 +445,7 @@ class RLMultimodalRec(Recommender):
         if cache is not None:
             self.gate_[inputs.items] = cache[0]
         self.image_share_ = _image_share(self.gate_)
-        self._set_memory(objective.memory)
+        self._set_memory(objective.score_terms)
         return self
 
     def _set_memory(self, memory: sp.csr_matrix | None) -> None:
@@ -518,11 +459,9 @@ class RLMultimodalRec(Recommender):
         return sp.csr_matrix((self.memory_data_, self.memory_indices_, self.memory_indptr_),
                              shape=(self.user_factors_.shape[0], self.item_factors_.shape[0]))
 
-    def score_users(self, user_ids) -> np.ndarray:
-        """:meth:`Recommender.score_users` plus the memory term :math:`\\alpha m` (shape (b, n_items), float32)."""
-        check_is_fitted(self)
-        return _MemoryScorer(self.user_factors_, self.item_factors_, self._memory(),
-                             self.memory_weight).score_users(user_ids)
+    def _scorer(self) -> FactorScorer:
+        """Factors plus the memory term :math:`\\alpha m`."""
+        return FactorScorer(self.user_factors_, self.item_factors_, self._memory(), self.memory_weight)
 
     def _set_scaling_stats(self, stats: dict) -> None:
         for modality in ("image", "text"):

@@ -28,7 +28,9 @@ import numpy as np
 
 from .._validation import check_bool, check_features, check_random_state
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
+from ..objective import Objective
 from ..optim import row_grad
+from ..scoring import FactorScorer
 from ._base import Recommender, check_fit_data, check_training_params, xavier_normal, xavier_uniform
 
 __all__ = ["ItemFeatures", "VBPR", "VBPRObjective"]
@@ -83,7 +85,7 @@ class ItemFeatures:
         return selected, {m: np.asarray(v[index], dtype=dtype) for m, v in self.values.items()}
 
 
-class VBPRObjective:
+class VBPRObjective(Objective):
     """BPR objective of VBPR with hand-written gradients.
 
     Parameters
@@ -152,8 +154,8 @@ class VBPRObjective:
             user = np.concatenate([user, np.ones((user.shape[0], 1), dtype=user.dtype)], axis=1)
         return user
 
-    def loss_and_grads(self, users, pos, neg):
-        """BPR + L2 loss of a batch; row-sparse gradients for the tables, dense for projections."""
+    def loss_and_grads(self, users, pos, neg, state=None):
+        """BPR + L2 loss of a batch; row-sparse gradients for the tables, dense for projections (no state)."""
         p = self.params
         d = p["item"].shape[1]
         batch = users.shape[0]
@@ -184,7 +186,10 @@ class VBPRObjective:
             d_bias_selected = np.ascontiguousarray(d_bias[selected, 0])
             for m, f in gathered.items():
                 grads[f"{m}_bias"] = f.T @ d_bias_selected
-        return loss, grads
+        return loss, grads, state
+
+    def scorer(self) -> FactorScorer:
+        return FactorScorer(*self.factors())
 
     def factors(self, block_rows: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """User factors (n_users, 2d[+1]) and item factors (n_items, 2d[+1]) whose dot product is the score."""
@@ -240,6 +245,7 @@ class VBPR(Recommender):
     """
 
     requires_features = True
+    uses_features = True
 
     def __init__(
         self,
