@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm import tqdm
 
 from ._base import DataWarning, ModelFitError
-from ._progress import ProgressBar
 from .evaluation import evaluate
 from .kernels import sample_negatives
 from .optim import Adam
@@ -152,10 +152,9 @@ def train(
         started = time.perf_counter()
         state = objective.start_epoch(rng, state)
         users, pos, neg = sampler.epoch(rng)
-        bar = ProgressBar(-(-users.shape[0] // batch_size), f"epoch {epoch}", enabled=verbose)
-        done = iter(range(1, bar.total + 1))
-        losses, state = objective.run_epoch(users, pos, neg, optimizer, batch_size, state,
-                                            on_batch=lambda: bar.update(next(done)))
+        bar = tqdm(total=-(-users.shape[0] // batch_size), desc=f"epoch {epoch}", leave=False, delay=1.0,
+                   disable=None if verbose else True)
+        losses, state = objective.run_epoch(users, pos, neg, optimizer, batch_size, state, on_batch=bar.update)
         bar.close()
         loss = float(losses.mean())
         train_seconds = time.perf_counter() - started

@@ -6,6 +6,7 @@ few dozen examples; ``thorough`` (``--hypothesis-profile=thorough``) runs more.
 Numba's compile time.
 """
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,28 @@ def synthetic():
     from lgrec.datasets import make_multimodal
 
     return make_multimodal(n_users=200, n_items=150, interactions_per_user=10.0, random_state=0)
+
+
+class FakeTerminal(io.StringIO):
+    """A stderr stand-in that says it is a terminal (tqdm draws only on those when ``disable=None``)."""
+
+    def isatty(self):
+        return True
+
+
+@pytest.fixture
+def spy_tqdm(monkeypatch):
+    """``spy_tqdm(module)``: the list of ``(keywords, bar)`` of every tqdm bar ``module`` opens from now on."""
+
+    def install(module):
+        opened = []
+        real = module.tqdm
+
+        def spy(*args, **kwargs):
+            opened.append((kwargs, real(*args, **kwargs)))
+            return opened[-1][1]
+
+        monkeypatch.setattr(module, "tqdm", spy)
+        return opened
+
+    return install

@@ -1,7 +1,10 @@
-"""Tests of lgrec.features: preprocessing by hand, tiny ONNX models against NumPy, missing inputs, the CLI."""
+"""Tests of lgrec.features and its commands (lgrec.cli.features): preprocessing by hand, tiny ONNX models
+against NumPy, missing inputs, the CLI."""
 
 import argparse
+import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
+from conftest import FakeTerminal
 from hypothesis import strategies as st
 
 from lgrec import features as F
+from lgrec.cli import main as cli_main
+from lgrec.cli.features import register_commands
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 HM = SHARED / "data" / "hm"
@@ -74,6 +80,21 @@ def make_image_model(path, d=5, input_name="pixel_values", output_name="features
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N"]),
         ],
         inits,
+    )
+    return _save(graph, path)
+
+
+def make_sqrt_model(path):
+    """features = sqrt(mean_hw(x)), (N, 3) with a symbolic last dimension: NaN for dark images."""
+    nodes = [
+        helper.make_node("ReduceMean", ["pixel_values"], ["pooled"], axes=[2, 3], keepdims=0),
+        helper.make_node("Sqrt", ["pooled"], ["features"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "sqrt_image",
+        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", "D"])],
     )
     return _save(graph, path)
 
@@ -270,12 +291,10 @@ def test_normalize_pixels_per_channel():
         F.normalize_pixels(pixels, mean=[1.0, 2.0])
 
 
-def test_mean_pool_and_l2_by_hand():
+def test_mean_pool_by_hand():
     h = np.array([[[1.0, 2.0], [3.0, 4.0], [100.0, -100.0]]], dtype=np.float32)
     pooled = F.mean_pool(h, np.array([[1, 1, 0]]))
     np.testing.assert_allclose(pooled, [[2.0, 3.0]])
-    x = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)
-    np.testing.assert_allclose(F.l2_normalize(x), [[0.6, 0.8], [0.0, 0.0]])
 
 
 @given(st.integers(1, 5), st.integers(1, 6), st.integers(0, 4), st.integers(0, 10**6))
@@ -347,6 +366,54 @@ def test_missing_and_corrupt_images_are_recorded(models, photos, tmp_path):
     np.testing.assert_array_equal(again, feats)
 
 
+def test_none_nan_and_blank_images_are_missing_rows(models, photos):
+    enc = F.ImageEncoder(models["image"], batch_size=2, progress=False)
+    feats, failures = enc.encode([None, photos[0], np.nan, "  ", photos[1]], return_failures=True)
+    assert [(f.index, f.source, f.reason) for f in failures] == [
+        (0, "", "is empty, None or NaN"), (2, "", "is empty, None or NaN"), (3, "  ", "is empty, None or NaN")]
+    np.testing.assert_array_equal(feats[[0, 2, 3]], 0.0)
+    np.testing.assert_allclose(feats[[1, 4]], enc.encode(photos[:2]), rtol=1e-6, atol=1e-7)
+    column = pd.Series([str(photos[2]), np.nan], dtype=object)
+    feats, failures = enc.encode(column, return_failures=True)
+    assert [f.index for f in failures] == [1] and not feats[1].any() and feats[0].any()
+    out = np.full((2, 5), np.nan, dtype=np.float32)
+    with pytest.warns(F.MissingModalityWarning, match=r"2 input\(s\) .* images\[0\] \(''\) is empty, None or NaN"):
+        assert enc.encode([None, None], out=out) is out
+    np.testing.assert_array_equal(out, 0.0)
+
+
+def test_non_finite_model_output_is_an_error(tmp_path):
+    model = make_sqrt_model(tmp_path / "sqrt.onnx")
+    bright, dark = tmp_path / "bright.png", tmp_path / "dark.png"
+    Image.new("RGB", (224, 224), (255, 191, 159)).save(bright)
+    Image.new("RGB", (224, 224), (10, 10, 10)).save(dark)
+    for normalize in (True, False):
+        enc = F.ImageEncoder(model, normalize=normalize, progress=False)
+        assert enc.dim == 3  # the model does not declare it: read from one run on a blank input
+        expected = np.sqrt(np.array([128.0, 64.0, 32.0]) / 128)
+        np.testing.assert_allclose(enc.encode([bright])[0], expected / np.linalg.norm(expected) if normalize else expected,
+                                   rtol=1e-6)
+        with pytest.raises(ValueError, match=r"output 'features' of .*sqrt.onnx' must be finite; "
+                                             r"got NaN or inf in 1 of the 2 rows of a batch"):
+            enc.encode([bright, dark])
+
+
+@pytest.mark.parametrize("terminal, progress, drawn", [(True, True, True), (True, False, False), (False, True, False)])
+def test_progress_bar_follows_progress_and_the_terminal(models, photos, spy_tqdm, monkeypatch, terminal, progress, drawn):
+    from lgrec.features import _common
+
+    bars = spy_tqdm(_common)
+    stderr = FakeTerminal() if terminal else io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    F.ImageEncoder(models["image"], batch_size=2, progress=progress).encode(photos)
+    F.TextEncoder(models["text"], models["tokenizer"], chunk_size=4, progress=progress).encode(TEXTS)
+    assert [kwargs["desc"] for kwargs, _ in bars] == ["images", "texts"]
+    assert all(kwargs["disable"] is (None if progress else True) for kwargs, _ in bars)
+    assert [(bar.total, bar.n) for _, bar in bars] == [
+        (len(photos), len(photos) if drawn else 0), (len(TEXTS), len(TEXTS) if drawn else 0)]
+    assert stderr.getvalue() == ""  # shorter than a second: nothing drawn
+
+
 def test_image_encoder_errors_name_the_argument(models, tmp_path):
     with pytest.raises(FileNotFoundError, match="onnx_path must be an existing ONNX file"):
         F.ImageEncoder(tmp_path / "nope.onnx").session
@@ -359,7 +426,7 @@ def test_image_encoder_errors_name_the_argument(models, tmp_path):
     enc = F.ImageEncoder(models["image"], progress=False)
     with pytest.raises(TypeError, match=r"images must be a sequence of image paths; got a single path 'x.jpg'"):
         enc.encode("x.jpg")
-    with pytest.raises(TypeError, match=r"images\[1\] must be a path or a PIL.Image.Image; got int"):
+    with pytest.raises(TypeError, match=r"images\[1\] must be a path, a PIL.Image.Image, None or NaN; got int"):
         enc.encode([tmp_path / "a.jpg", 3])
 
 
@@ -476,7 +543,7 @@ def test_default_text_model_is_the_minilm_package():
 
 def test_register_commands_adds_both_subcommands():
     parser = argparse.ArgumentParser()
-    F.register_commands(parser.add_subparsers(dest="command"))
+    register_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["extract-images", "items.csv", "--model", "m.onnx", "--out-dir", "o"])
     assert args.func is not None and args.batch_size == 32 and args.prefix == "image"
     args = parser.parse_args(["extract-text", "items.csv", "--tokenizer", "t.json", "--out-dir", "o"])
@@ -488,7 +555,7 @@ def test_extract_images_cli_aligns_ids(models, photos, tmp_path):
     rel = [str(p.relative_to(photos[0].parent)) for p in photos] + ["missing.jpg"]
     pd.DataFrame({"itemID": ids, "path": rel}).to_csv(tmp_path / "items.csv", index=False)
     out = tmp_path / "out"
-    code = F.main(["extract-images", str(tmp_path / "items.csv"), "--model", str(models["image"]),
+    code = cli_main(["extract-images", str(tmp_path / "items.csv"), "--model", str(models["image"]),
                    "--root", str(photos[0].parent), "--out-dir", str(out), "--batch-size", "2", "--no-progress"])
     assert code == 0
     feats = np.load(out / "image_feat.npy")
@@ -510,7 +577,7 @@ def test_extract_text_cli(models, tmp_path):
     table = pd.DataFrame({"itemID": [4, 2, 8], "text": ["red dress", "", "NA"]})
     table.to_csv(tmp_path / "texts.csv", index=False)
     out = tmp_path / "out"
-    code = F.main(["extract-text", str(tmp_path / "texts.csv"), "--model", str(models["text"]),
+    code = cli_main(["extract-text", str(tmp_path / "texts.csv"), "--model", str(models["text"]),
                    "--tokenizer", str(models["tokenizer"]), "--out-dir", str(out), "--no-progress"])
     assert code == 0
     feats = np.load(out / "text_feat.npy")
@@ -528,16 +595,17 @@ def test_extract_text_cli(models, tmp_path):
     [(["1", "x"], r"column 'itemID' .* must hold non-negative integer item ids; row 1 has 'x'"),
      (["1", "1"], r"column 'itemID' .* must not repeat an item id; 1 ids repeat, e.g. 1")],
 )
-def test_cli_rejects_bad_ids(models, tmp_path, ids, message):
+def test_cli_rejects_bad_ids(models, tmp_path, capsys, ids, message):
     pd.DataFrame({"itemID": ids, "text": ["red", "blue"]}).to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(ValueError, match=message):
-        F.main(["extract-text", str(tmp_path / "t.csv"), "--model", str(models["text"]),
-                "--tokenizer", str(models["tokenizer"]), "--out-dir", str(tmp_path / "o")])
+    code = cli_main(["extract-text", str(tmp_path / "t.csv"), "--model", str(models["text"]),
+                     "--tokenizer", str(models["tokenizer"]), "--out-dir", str(tmp_path / "o")])
+    assert code == 2
+    assert re.search("lgrec extract-text: error: " + message, capsys.readouterr().err)
 
 
 def test_cli_returns_1_when_every_item_is_missing(models, tmp_path):
     pd.DataFrame({"itemID": [0], "path": ["absent.jpg"]}).to_csv(tmp_path / "items.csv", index=False)
-    code = F.main(["extract-images", str(tmp_path / "items.csv"), "--model", str(models["image"]),
+    code = cli_main(["extract-images", str(tmp_path / "items.csv"), "--model", str(models["image"]),
                    "--out-dir", str(tmp_path / "o"), "--no-progress"])
     assert code == 1
 

@@ -1,4 +1,5 @@
-"""The ``lgrec`` command line: fit, evaluate, recommend, demo (and feature extraction)."""
+"""The ``lgrec`` command line: fit, evaluate, recommend, compare, demo, and the feature
+extraction commands of :mod:`lgrec.cli.features` (extract-images, extract-text)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .compare import environment
-from .data import load_mmrec
-from .evaluation import evaluate, restrict_items
+from .. import __version__
+from ..compare import environment
+from ..data import load_mmrec
+from ..evaluation import evaluate, restrict_items
+from ..models import MODELS
 from .features import register_commands as register_feature_commands
-from .models import MODELS
 
 DESCRIPTION = """\
 lgrec: multimodal recommendation on CPU (gated image/text fusion on LightGCN).
@@ -126,14 +127,14 @@ def _gate_report(model, dataset) -> dict | None:
     """Per-item image share of RLMultimodalRec's gate, by product group when the dataset has one."""
     if getattr(model, "image_share_", None) is None:
         return None
-    from .models.rlmm import gate_summary
+    from ..models.rlmm import gate_summary
 
     groups, _ = dataset.item_groups("auto")
     return gate_summary(model, groups)
 
 
 def _load_any(path: str):
-    from .persistence import load_model
+    from ..persistence import load_model
 
     return load_model(None, path)
 
@@ -215,7 +216,7 @@ def _seeds_option(text: str) -> list[int]:
 
 def _check_plotting() -> None:
     """Fail before training, not after, when --plots cannot work."""
-    from .plots import _figure_class
+    from ..plots import _figure_class
 
     try:
         _figure_class()
@@ -224,7 +225,7 @@ def _check_plotting() -> None:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare
+    from ..compare import compare
 
     if args.plots:
         _check_plotting()
@@ -241,8 +242,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .compare import DEMO_PARAMS, compare
-    from .datasets import make_multimodal
+    from ..compare import DEMO_PARAMS, compare
+    from ..datasets import make_multimodal
 
     if args.plots:
         _check_plotting()
@@ -363,7 +364,3 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"lgrec {args.command}: error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

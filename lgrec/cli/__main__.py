@@ -1,0 +1,7 @@
+"""``python -m lgrec.cli``: the ``lgrec`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
