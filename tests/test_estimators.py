@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 import lgrec
+from lgrec.models.baselines import normalized_content
 from lgrec import DataWarning, NotFittedError
 
 FAST = {"max_epochs": 3, "batch_size": 256}
@@ -234,6 +235,26 @@ def test_popularity_ranks_by_train_counts_with_id_ties():
     ids, scores = lgrec.Popularity().fit(train).recommend(0, k=4, filter_already_liked_items=False)
     np.testing.assert_array_equal(ids, [1, 3, 0, 2])
     np.testing.assert_array_equal(scores, [3, 2, 1, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_normalized_content_unit_rows_in_chunks_without_touching_inputs(dtype):
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(11, 3)).astype(dtype)
+    txt = rng.normal(size=(11, 2)).astype(dtype)
+    img[[2, 7]] = 0.0
+    txt[7] = 0.0
+    img_before, txt_before = img.copy(), txt.copy()
+    whole = normalized_content(img, txt, 11)
+    assert whole.dtype == np.float32 and whole.shape == (11, 5)
+    np.testing.assert_array_equal(normalized_content(img, txt, 11, chunk_rows=4), whole)
+    np.testing.assert_array_equal(img, img_before)
+    np.testing.assert_array_equal(txt, txt_before)
+    expected = np.hstack([x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+                          for x in (img.astype(np.float32), txt.astype(np.float32))])
+    np.testing.assert_allclose(whole, expected, rtol=1e-6)
+    assert not whole[7].any() and not whole[2, :3].any()  # missing modalities stay all-zero
+    np.testing.assert_allclose(np.linalg.norm(whole[:, 3:][np.arange(11) != 7], axis=1), 1.0, rtol=1e-6)
 
 
 def test_content_knn_is_the_cosine_to_the_summed_profile():

@@ -71,6 +71,15 @@ def test_float32_blocks_agree_with_a_single_block():
         assert (knn_adjacency(x, 10, block_rows=rows) != whole).nnz == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_features_are_not_modified(dtype):
+    x = _features(np.random.default_rng(1), 40, 5, 0.3).astype(dtype)
+    before = x.copy()
+    knn_adjacency(x, 4, dtype=dtype)
+    modality_graph(x, x[::-1].copy(), 4, dtype=dtype)
+    np.testing.assert_array_equal(x, before)
+
+
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 30), k=st.integers(1, 8))
 def test_symmetric_normalize_matches_oracle(seed, n, k):
     x = _features(np.random.default_rng(seed), n, 3, 0.3)
