@@ -25,7 +25,6 @@ with ``plots=True``, see :mod:`lgrec.plots`).
 
 from __future__ import annotations
 
-import itertools
 import json
 import platform
 import sys
@@ -63,16 +62,15 @@ VALID_KEY = "recall@20"
 def expand_grid(grid: dict | None) -> list[dict]:
     """All combinations of a ``{param: [values]}`` grid, keys in sorted order (``[{}]`` when empty).
 
-    A value that is not a list or tuple counts as a single value.
+    A value that is not a list or tuple counts as a single value. The
+    combinations are those of :class:`sklearn.model_selection.ParameterGrid`,
+    which raises a ValueError naming an entry whose list is empty.
     """
     if not grid:
         return [{}]
-    keys = sorted(grid)
-    values = [v if isinstance(v, (list, tuple)) else [v] for v in (grid[key] for key in keys)]
-    for key, options in zip(keys, values):
-        if not options:
-            raise ValueError(f"grid entry {key!r} has no values.")
-    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+    from sklearn.model_selection import ParameterGrid  # imports scikit-learn (~0.8 s): only when a grid is used
+
+    return list(ParameterGrid({key: v if isinstance(v, (list, tuple)) else [v] for key, v in grid.items()}))
 
 
 def environment() -> dict:

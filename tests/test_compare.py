@@ -30,7 +30,10 @@ def data_dir(tmp_path_factory, tiny):
 def test_expand_grid():
     assert expand_grid(None) == [{}]
     assert expand_grid({"b": [1, 2], "a": 0.5}) == [{"a": 0.5, "b": 1}, {"a": 0.5, "b": 2}]
-    with pytest.raises(ValueError, match="'a' has no values"):
+    # Keys sorted, the last key varying fastest; a tuple is a list of values, a string one value.
+    assert expand_grid({"c": (1, 2), "a": [3, 4], "b": "x"}) == [
+        {"a": 3, "b": "x", "c": 1}, {"a": 3, "b": "x", "c": 2}, {"a": 4, "b": "x", "c": 1}, {"a": 4, "b": "x", "c": 2}]
+    with pytest.raises(ValueError, match="'a'"):
         expand_grid({"a": []})
 
 
