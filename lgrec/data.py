@@ -42,7 +42,7 @@ _MODALITIES = ("image", "text")
 ITEM_GROUP_COLUMNS = ("product_group_name", "category", "genre")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
     """A split interaction dataset with optional item features.
 
@@ -155,6 +155,10 @@ class Dataset:
                 self.n_items if features is None else int(np.sum(~np.any(features != 0, axis=1)))
             )
         return out
+
+    def __repr__(self) -> str:
+        """The :meth:`summary` counts, e.g. ``Dataset(name='hm', n_users=9980, ..., items_without_text=0)``."""
+        return f"{type(self).__name__}({', '.join(f'{key}={value!r}' for key, value in self.summary().items())})"
 
     @classmethod
     def from_frame(

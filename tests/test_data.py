@@ -171,3 +171,19 @@ def test_item_groups_reads_the_first_known_group_column():
     assert data.item_groups(None) == (None, None)
     with pytest.raises(ValueError, match="'nope' is not a column of item_info"):
         data.item_groups("nope")
+
+
+def test_repr_is_the_summary_not_the_arrays():
+    train = sp.csr_matrix(np.array([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.float32))
+    valid = sp.csr_matrix(np.array([[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32))
+    test = sp.csr_matrix(np.array([[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32))
+    image = np.zeros((4, 7), dtype=np.float32)
+    image[:3] = 0.5
+    ds = Dataset(train, valid, test, image=image, name="toy", user_ids=np.array(["alice-1", "bob-2", "carol-3"]),
+                 item_ids=np.array([1001, 1002, 1003, 1004]))
+    # item 2 is only in test: cold; item 3 has an all-zero image row; there is no text at all.
+    assert repr(ds) == ("Dataset(name='toy', n_users=3, n_items=4, train=4, valid=1, test=2, cold_test_items=1, "
+                        "image_dim=7, items_without_image=1, text_dim=None, items_without_text=4)")
+    big = Dataset.from_frame(pd.DataFrame({"user": np.repeat(np.arange(2000), 3), "item": np.arange(6000) % 997}),
+                             random_state=0)
+    assert len(repr(big)) < 250 and "array" not in repr(big) and "[" not in repr(big)
