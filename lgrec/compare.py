@@ -68,7 +68,8 @@ def expand_grid(grid: dict | None) -> list[dict]:
     """
     if not grid:
         return [{}]
-    from sklearn.model_selection import ParameterGrid  # imports scikit-learn (~0.8 s): only when a grid is used
+    # lazily: importing scikit-learn sets KMP_* variables (and takes ~0.8 s)
+    from sklearn.model_selection import ParameterGrid
 
     return list(ParameterGrid({key: v if isinstance(v, (list, tuple)) else [v] for key, v in grid.items()}))
 

@@ -72,7 +72,8 @@ def knn_adjacency(features: np.ndarray, k: int = 10, *, block_rows: int | None =
     if block_rows is None:
         block_rows = max(1, _BLOCK_ELEMENTS // n_has)
     block_rows = check_int(block_rows, "block_rows", "knn_adjacency", low=1)
-    from sklearn.preprocessing import normalize  # ~0.8 s to import: only where it is used
+    # lazily: importing scikit-learn sets KMP_* variables (and takes ~0.8 s)
+    from sklearn.preprocessing import normalize
 
     unit = normalize(np.asarray(features[has], dtype=dtype), copy=False)  # features[has] is a copy
     neighbours = np.empty((n_has, kk), dtype=np.int64)

@@ -238,7 +238,7 @@ class _OnnxEncoder:
         if bad.size:
             raise ValueError(f"{where} must be finite; got NaN or inf in {bad.size} of the {n} rows of a batch")
         if self.normalize:
-            # sklearn.preprocessing takes ~0.8 s to import: imported where it is used, not with lgrec.
+            # lazily: importing scikit-learn sets KMP_* variables (and takes ~0.8 s)
             from sklearn.preprocessing import normalize
 
             features = normalize(features, copy=False)

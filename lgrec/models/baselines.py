@@ -69,7 +69,8 @@ def normalized_content(img_feats: np.ndarray | None, txt_feats: np.ndarray | Non
         All-zero rows stay all-zero (a missing modality contributes nothing).
         ``img_feats`` and ``txt_feats`` are not modified.
     """
-    from sklearn.preprocessing import normalize  # ~0.8 s to import: only where it is used
+    # lazily: importing scikit-learn sets KMP_* variables (and takes ~0.8 s)
+    from sklearn.preprocessing import normalize
 
     blocks = [f for f in (img_feats, txt_feats) if f is not None]
     out = np.zeros((n_items, sum(b.shape[1] for b in blocks)), dtype=np.float32)
@@ -134,7 +135,8 @@ class ContentKNN(Recommender):
         txt = check_features(txt_feats, "txt_feats", n_items)
         if img is None and txt is None:
             raise ValueError("ContentKNN needs item features: img_feats and txt_feats are both None.")
-        from sklearn.preprocessing import normalize  # ~0.8 s to import: only where it is used
+        # lazily: importing scikit-learn sets KMP_* variables (and takes ~0.8 s)
+        from sklearn.preprocessing import normalize
 
         items = normalize(normalized_content(img, txt, n_items), copy=False)
         self.user_factors_ = normalize(np.asarray(train @ items, dtype=np.float32), copy=False)
