@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
+from ._numeric import unit_rows
+
 __all__ = ["FusionInputs", "fusion_backward", "fusion_forward", "init_fusion_params", "prepare_features"]
 
 
@@ -105,11 +107,10 @@ def scale_rows(x: np.ndarray, scaling: str, stats=None) -> np.ndarray:
     ``"l2"``: each row divided by its L2 norm; ``"standard"``: ``(x - mean) / std``
     with the training statistics ``stats``; ``"none"``: unchanged.
     """
-    x = np.array(x, dtype=np.float32)
     if scaling == "l2":
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        np.divide(x, norms, out=x, where=norms > 0)
-    elif scaling == "standard" and x.shape[0]:
+        return unit_rows(x)
+    x = np.array(x, dtype=np.float32)
+    if scaling == "standard" and x.shape[0]:
         mean, std = stats
         x -= mean
         x /= std

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ._numeric import unit_rows
 from ._validation import check_float, check_int
 from .kernels import topk_exclude
 
@@ -72,10 +73,7 @@ def knn_adjacency(features: np.ndarray, k: int = 10, *, block_rows: int | None =
     if block_rows is None:
         block_rows = max(1, _BLOCK_ELEMENTS // n_has)
     block_rows = check_int(block_rows, "block_rows", "knn_adjacency", low=1)
-    # lazily: importing scikit-learn sets KMP_* variables (and takes ~0.8 s)
-    from sklearn.preprocessing import normalize
-
-    unit = normalize(np.asarray(features[has], dtype=dtype), copy=False)  # features[has] is a copy
+    unit = unit_rows(features[has], dtype)
     neighbours = np.empty((n_has, kk), dtype=np.int64)
     no_exclusions = np.zeros(block_rows + 1, dtype=np.int64)
     empty = np.empty(0, dtype=np.int32)
@@ -192,17 +190,15 @@ def content_memory(train: sp.csr_matrix, inputs, k: int, image_weight: float = 0
     scipy.sparse.csr_matrix of shape (n_users, n_items), float32
         Row ``u`` is :math:`\\frac{1}{|N_u|} \\sum_{j \\in N_u} s_{\\cdot j}`; indices sorted within rows.
     """
-    from sklearn.preprocessing import normalize  # lazily: importing scikit-learn sets KMP_* variables
-
     n_content = inputs.items.shape[0]
     blocks = []
     for values, pos, share in ((inputs.image, inputs.image_pos, image_weight),
                                (inputs.text, inputs.text_pos, 1.0 - image_weight)):
         if values is not None:
             block = np.zeros((n_content, values.shape[1]), dtype=np.float32)
-            block[pos] = normalize(values) * np.float32(np.sqrt(share))
+            block[pos] = unit_rows(values) * np.float32(np.sqrt(share))
             blocks.append(block)
-    content = normalize(np.hstack(blocks), copy=False)
+    content = unit_rows(np.hstack(blocks))
     adjacency = knn_adjacency(content, min(k + 1, n_content))
     adjacency.setdiag(0)
     adjacency.eliminate_zeros()

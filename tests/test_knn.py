@@ -117,3 +117,13 @@ def test_modality_graph_errors():
     with pytest.raises(ValueError, match="The 'k' parameter of knn_adjacency must be an int"):
         knn_adjacency(np.ones((3, 2)), 0)
     assert isinstance(modality_graph(np.eye(3), np.eye(3)), sp.csr_matrix)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-8, 1.0, 1e20, 1e30])
+def test_unit_rows_works_at_any_feature_scale(scale):
+    from lgrec._numeric import unit_rows
+
+    x = np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]) * scale
+    out = unit_rows(x)
+    np.testing.assert_allclose(out, [[0.6, 0.8, 0.0], [0.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], rtol=1e-6)
+    assert out.dtype == np.float32 and x[0, 0] == 3.0 * scale  # the input is not modified

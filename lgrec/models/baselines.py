@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._numeric import unit_rows
 from .._validation import check_bool, check_features
 from ._base import Recommender, check_fit_data
 
@@ -69,19 +70,13 @@ def normalized_content(img_feats: np.ndarray | None, txt_feats: np.ndarray | Non
         All-zero rows stay all-zero (a missing modality contributes nothing).
         ``img_feats`` and ``txt_feats`` are not modified.
     """
-    # lazily: importing scikit-learn sets KMP_* variables (and takes ~0.8 s)
-    from sklearn.preprocessing import normalize
-
     blocks = [f for f in (img_feats, txt_feats) if f is not None]
     out = np.zeros((n_items, sum(b.shape[1] for b in blocks)), dtype=np.float32)
     col = 0
     for block in blocks:
         width = block.shape[1]
         for start in range(0, n_items, chunk_rows):
-            part = out[start : start + chunk_rows, col : col + width]
-            part[...] = block[start : start + chunk_rows]
-            # normalize works in place on float32 (then this assignment is a no-op); copies otherwise.
-            out[start : start + chunk_rows, col : col + width] = normalize(part, copy=False)
+            out[start : start + chunk_rows, col : col + width] = unit_rows(block[start : start + chunk_rows])
         col += width
     return out
 
@@ -135,11 +130,8 @@ class ContentKNN(Recommender):
         txt = check_features(txt_feats, "txt_feats", n_items)
         if img is None and txt is None:
             raise ValueError("ContentKNN needs item features: img_feats and txt_feats are both None.")
-        # lazily: importing scikit-learn sets KMP_* variables (and takes ~0.8 s)
-        from sklearn.preprocessing import normalize
-
-        items = normalize(normalized_content(img, txt, n_items), copy=False)
-        self.user_factors_ = normalize(np.asarray(train @ items, dtype=np.float32), copy=False)
+        items = unit_rows(normalized_content(img, txt, n_items))
+        self.user_factors_ = unit_rows(train @ items)
         self.item_factors_ = items
         self.history_ = []
         return self
