@@ -7,6 +7,7 @@ Plain functions on arrays, compiled on first use and cached on disk
 from .optim import accumulate_rows, adam_dense, adam_rows
 from .sampling import sample_negatives
 from .sparse import csr_lookup
+from .spmm import csr_matmul, csr_matmul_rows, csr_matmul_rows_adjoint
 from .topk import hits_in_sorted, topk_exclude, topk_exclude_serial
 
 __all__ = [
@@ -14,6 +15,9 @@ __all__ = [
     "adam_dense",
     "adam_rows",
     "csr_lookup",
+    "csr_matmul",
+    "csr_matmul_rows",
+    "csr_matmul_rows_adjoint",
     "hits_in_sorted",
     "sample_negatives",
     "topk_exclude",

@@ -22,40 +22,58 @@ with :math:`L` layers maps layer-0 embeddings :math:`E^{(0)}` to the layer mean
 with respect to :math:`E^{(0)}` is ``propagate(graph, dE)`` (``tests/test_graph.py``
 checks :math:`\langle \hat A x, y \rangle = \langle x, \hat A y \rangle`).
 
-The products run on scipy.sparse CSR matrices. Because the graph is bipartite,
-:math:`\hat A X` splits into the two independent products :math:`\tilde R X_i`
-and :math:`\tilde R^\top X_u`; they run on two threads (scipy releases the GIL
-inside its sparse kernels), which halves the wall time on two cores.
+The graph is held as scipy.sparse CSR matrices (built, normalised and sliced
+with scipy.sparse). Because it is bipartite, :math:`\hat A X` splits into the
+two products :math:`\tilde R X_i` and :math:`\tilde R^\top X_u`; each runs in
+the Numba kernels of :mod:`lgrec.kernels.spmm` over the CSR arrays, parallel
+over output rows and bit-identical for any number of threads (scipy's ``@`` is
+their test oracle; ``benchmarks/bench_propagation.py`` times both).
 
 A training batch needs the final embeddings of a few thousand rows only, and
 its gradient is non-zero on those rows only. :func:`propagate_rows` computes
 the last layer at the batch rows alone (:math:`\hat A_{B,:} E^{(L-1)}`) and
 :func:`propagate_rows_adjoint` starts the backward pass from those rows
 (:math:`\hat A_{:,B} G_B`); both use the adjacency rows of the batch,
-sliced once per batch by :func:`batch_rows`. The result equals the rows of
-:func:`propagate` (``tests/test_graph.py``) at about half the sparse work.
+read in place from the full matrices (nothing is sliced). The result equals the rows
+of :func:`propagate` (``tests/test_graph.py``) at about half the sparse work.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
-from .kernels import accumulate_rows
+from .kernels import accumulate_rows, csr_matmul, csr_matmul_rows, csr_matmul_rows_adjoint
 
 __all__ = ["BatchRows", "BipartiteGraph", "batch_rows", "layer_weights", "normalized_adjacency", "propagate",
            "propagate_rows", "propagate_rows_adjoint"]
 
 
-@functools.lru_cache(maxsize=1)
-def _executor() -> ThreadPoolExecutor:
-    """The two-worker pool shared by all graphs (created on first use)."""
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="lgrec-spmm")
+@contextmanager
+def _kernel_threads(threaded: bool):
+    """Run the enclosed Numba kernels on all Numba threads, or on one when not ``threaded``.
+
+    ``numba.set_num_threads`` applies to launches from the calling thread only,
+    and the previous value is restored on exit.
+    """
+    if threaded:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _csr(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return matrix.indptr, matrix.indices, matrix.data
 
 
 @dataclass(frozen=True)
@@ -69,7 +87,8 @@ class BipartiteGraph:
     r_norm_t : scipy.sparse.csr_matrix of shape (n_items, n_users)
         Its transpose, stored as CSR so both products are row-parallel.
     threaded : bool
-        Run the two block products on two threads.
+        Run the products on all Numba threads (``False``: on the calling thread
+        only; the results are the same).
     """
 
     r_norm: sp.csr_matrix
@@ -103,11 +122,8 @@ class BipartiteGraph:
         new_items : ndarray of shape (n_items, d)
             :math:`\\tilde R^\\top` ``users``.
         """
-        if self.threaded:
-            users_future = _executor().submit(self.r_norm.__matmul__, items)
-            new_items = self.r_norm_t @ users
-            return users_future.result(), new_items
-        return self.r_norm @ items, self.r_norm_t @ users
+        with _kernel_threads(self.threaded):
+            return csr_matmul(*_csr(self.r_norm), items), csr_matmul(*_csr(self.r_norm_t), users)
 
     def to_csr(self) -> sp.csr_matrix:
         """The full symmetric :math:`\\hat A` of shape (n_nodes, n_nodes) (for tests and inspection)."""
@@ -128,8 +144,8 @@ def normalized_adjacency(
     dtype : numpy dtype, default=float32
         dtype of the stored values (float64 for gradient checks).
     threaded : bool, optional
-        Run the two block products on two threads; default: when more than
-        one CPU is available.
+        Run the products on all Numba threads (``False``: on the calling
+        thread only); default: when more than one CPU is available.
 
     Returns
     -------
@@ -207,7 +223,7 @@ def propagate(
 
 @dataclass(frozen=True)
 class BatchRows:
-    """The distinct users and items of a batch and their rows of the adjacency.
+    """The distinct users and items of a batch, whose adjacency rows the batch products read.
 
     Attributes
     ----------
@@ -219,20 +235,16 @@ class BatchRows:
         Position in ``users`` of every user sample of the batch.
     item_index : ndarray of shape (n_item_samples,), int64
         Position in ``items`` of every item sample of the batch.
-    user_block : scipy.sparse.csr_matrix of shape (n_batch_users, n_items)
-        Rows ``users`` of :math:`\\tilde R`.
-    item_block : scipy.sparse.csr_matrix of shape (n_batch_items, n_users)
-        Rows ``items`` of :math:`\\tilde R^\\top`.
-    threaded : bool
+    graph : BipartiteGraph
+        The graph whose rows ``users`` of :math:`\\tilde R` and ``items`` of
+        :math:`\\tilde R^\\top` the products use.
     """
 
     users: np.ndarray
     items: np.ndarray
     user_index: np.ndarray
     item_index: np.ndarray
-    user_block: sp.csr_matrix
-    item_block: sp.csr_matrix
-    threaded: bool = True
+    graph: BipartiteGraph
 
     def sum_by_user(self, values: np.ndarray) -> np.ndarray:
         """Add up per-sample rows (n_user_samples, d) by user: shape (n_batch_users, d)."""
@@ -244,20 +256,17 @@ class BatchRows:
 
     def matmul(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``users`` / ``items`` of :math:`\\hat A x`: shapes (n_batch_users, d), (n_batch_items, d)."""
-        return _pair(self.threaded, self.user_block.__matmul__, items, self.item_block.__matmul__, users)
+        graph = self.graph
+        with _kernel_threads(graph.threaded):
+            return (csr_matmul_rows(*_csr(graph.r_norm), self.users, items),
+                    csr_matmul_rows(*_csr(graph.r_norm_t), self.items, users))
 
     def adjoint_matmul(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:math:`\\hat A_{:,B}\\, g_B` for gradients at the batch rows: shapes (n_users, d), (n_items, d)."""
-        return _pair(self.threaded, self.item_block.T.__matmul__, items, self.user_block.T.__matmul__, users)
-
-
-def _pair(threaded: bool, first, first_arg, second, second_arg):
-    """``(first(first_arg), second(second_arg))``, the first on the worker thread when ``threaded``."""
-    if threaded:
-        future = _executor().submit(first, first_arg)
-        other = second(second_arg)
-        return future.result(), other
-    return first(first_arg), second(second_arg)
+        graph = self.graph
+        with _kernel_threads(graph.threaded):
+            return (csr_matmul_rows_adjoint(*_csr(graph.r_norm_t), self.items, items, graph.n_users),
+                    csr_matmul_rows_adjoint(*_csr(graph.r_norm), self.users, users, graph.n_items))
 
 
 def batch_rows(graph: BipartiteGraph, users: np.ndarray, items: np.ndarray) -> BatchRows:
@@ -280,8 +289,7 @@ def batch_rows(graph: BipartiteGraph, users: np.ndarray, items: np.ndarray) -> B
     return BatchRows(
         users=unique_users, items=unique_items,
         user_index=user_index.astype(np.int64, copy=False), item_index=item_index.astype(np.int64, copy=False),
-        user_block=graph.r_norm[unique_users], item_block=graph.r_norm_t[unique_items],
-        threaded=graph.threaded,
+        graph=graph,
     )
 
 
