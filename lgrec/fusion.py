@@ -252,8 +252,8 @@ def fusion_forward(params: dict[str, np.ndarray], inputs: FusionInputs,
 
 
 def fusion_backward(d_fused: np.ndarray, params: dict[str, np.ndarray], inputs: FusionInputs,
-                    cache: tuple) -> dict[str, np.ndarray]:
-    """Gradients of the fusion parameters from the gradient of its output.
+                    cache: tuple, d_gate: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Gradients of the fusion parameters from the gradient of its output (and of its gate).
 
     Parameters
     ----------
@@ -261,6 +261,10 @@ def fusion_backward(d_fused: np.ndarray, params: dict[str, np.ndarray], inputs: 
         Gradient with respect to ``fused``.
     params, inputs, cache
         As given to / returned by :func:`fusion_forward`.
+    d_gate : ndarray of shape (n_content, d), optional
+        Gradient with respect to the gate ``cache[0]`` where it is used outside the
+        fusion too (only the rows of items with both modalities matter: the others'
+        gates are constants).
 
     Returns
     -------
@@ -275,7 +279,10 @@ def fusion_backward(d_fused: np.ndarray, params: dict[str, np.ndarray], inputs: 
     if "W_g" in params:
         if concat is not None:
             g = gate[both]
-            d_z = d_fused[both] * (h_v[both] - h_t[both]) * g * (1 - g)
+            d_g = d_fused[both] * (h_v[both] - h_t[both])
+            if d_gate is not None:
+                d_g += d_gate[both]
+            d_z = d_g * g * (1 - g)
             grads["W_g"] = concat.T @ d_z
             grads["b_g"] = d_z.sum(axis=0)
             d_concat = d_z @ params["W_g"].T

@@ -34,7 +34,7 @@ from ._numeric import unit_rows
 from ._validation import check_float, check_int
 from .kernels import topk_exclude
 
-__all__ = ["content_memory", "knn_adjacency", "modality_graph", "symmetric_normalize"]
+__all__ = ["content_memory", "knn_adjacency", "modality_graph", "modality_graphs", "symmetric_normalize"]
 
 _BLOCK_ELEMENTS = 1 << 23  # similarities held at once (32 MiB in float32)
 
@@ -210,3 +210,35 @@ def content_memory(train: sp.csr_matrix, inputs, k: int, image_weight: float = 0
     memory = sp.csr_matrix(sp.diags(1.0 / degree) @ train @ similar.T, dtype=np.float32)
     memory.sort_indices()  # csr_lookup searches each row
     return memory
+
+
+def modality_graphs(inputs, k: int = 10) -> dict[str, sp.csr_matrix]:
+    """One normalised kNN graph :math:`\\hat S_m` per modality of compact item features (RLMultimodalRec).
+
+    The graphs of :func:`modality_graph` before they are mixed: every item that
+    has modality ``m`` keeps its ``k`` most similar items by that modality's
+    cosine (itself included), then :func:`symmetric_normalize`.
+
+    Parameters
+    ----------
+    inputs : lgrec.fusion.FusionInputs
+        Item features in compact form (only the items that have a modality).
+    k : int, default=10
+
+    Returns
+    -------
+    dict of str to scipy.sparse.csr_matrix of shape (n_items, n_items), float32
+        ``"image"`` and/or ``"text"``, for the modalities present; rows and
+        columns of items without the modality are empty.
+    """
+    graphs = {}
+    for name, values, pos in (("image", inputs.image, inputs.image_pos), ("text", inputs.text, inputs.text_pos)):
+        if values is None or values.shape[0] == 0:
+            continue
+        compact = symmetric_normalize(knn_adjacency(values, k))
+        ids = inputs.items[pos]
+        rows = np.repeat(ids, np.diff(compact.indptr))
+        graph = sp.csr_matrix((compact.data, (rows, ids[compact.indices])), shape=(inputs.n_items,) * 2)
+        graph.sort_indices()
+        graphs[name] = graph
+    return graphs

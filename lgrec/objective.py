@@ -204,7 +204,8 @@ class GraphObjective(Objective):
         context : object
             From :meth:`layer0`.
         extra : dict or None
-            From :meth:`extra_loss`: gradients of parameters outside layer 0 are merged as they are.
+            From :meth:`extra_loss` and :meth:`final_items_adjoint`; by default its entries are
+            gradients of parameters outside layer 0 and are merged as they are.
         state : object
 
         Returns
@@ -217,7 +218,7 @@ class GraphObjective(Objective):
             grads.update(extra)
         return grads, state
 
-    def final_items(self, items: np.ndarray, propagated: np.ndarray, items0: np.ndarray) -> np.ndarray:
+    def final_items(self, items: np.ndarray, propagated: np.ndarray, items0: np.ndarray, context) -> np.ndarray:
         """Final item embeddings of ``items`` from their propagated rows (default: unchanged).
 
         Parameters
@@ -225,9 +226,11 @@ class GraphObjective(Objective):
         items : ndarray of shape (r,), int64
             Sorted distinct item ids.
         propagated : ndarray of shape (r, d)
-            Their layer mean; may be modified in place and returned.
+            Their layer combination; may be modified in place and returned.
         items0 : ndarray of shape (n_items, d)
             Layer-0 item embeddings.
+        context : object
+            From :meth:`layer0`.
 
         Returns
         -------
@@ -235,7 +238,8 @@ class GraphObjective(Objective):
         """
         return propagated
 
-    def final_items_adjoint(self, items: np.ndarray, grad: np.ndarray, d_items0: np.ndarray) -> np.ndarray:
+    def final_items_adjoint(self, items: np.ndarray, grad: np.ndarray, d_items0: np.ndarray,
+                            items0: np.ndarray, context):
         """Adjoint of the change :meth:`final_items` makes (default: none).
 
         Parameters
@@ -245,12 +249,18 @@ class GraphObjective(Objective):
             Gradient with respect to the final embeddings of ``items``.
         d_items0 : ndarray of shape (n_items, d)
             Gradient with respect to layer 0 through the propagation; may be modified in place.
+        items0 : ndarray of shape (n_items, d)
+            Layer-0 item embeddings (as given to :meth:`final_items`).
+        context : object
+            From :meth:`layer0`.
 
         Returns
         -------
-        ndarray of shape (n_items, d)
+        d_items0 : ndarray of shape (n_items, d)
+        extra : dict or None
+            Gradients for :meth:`layer0_backward` (merged with those of :meth:`extra_loss`).
         """
-        return d_items0
+        return d_items0, None
 
     def extra_loss(self, users, pos, neg, rows: BatchRows, e_u: np.ndarray, d_u: np.ndarray, context):
         """Extra loss terms of the batch (default: none).
@@ -294,7 +304,7 @@ class GraphObjective(Objective):
         items = np.concatenate([pos, neg])
         rows = batch_rows(graph, users, items)
         final_users, final_items = propagate_rows(graph, rows, users0, items0, self.n_layers, weights)
-        final_items = self.final_items(rows.items, final_items, items0)
+        final_items = self.final_items(rows.items, final_items, items0, context)
         e_u, e_ij = final_users[rows.user_index], final_items[rows.item_index]
         offset = None
         if self.score_terms is not None:
@@ -305,7 +315,9 @@ class GraphObjective(Objective):
         loss += extra_loss
         g_users, g_items = rows.sum_by_user(d_u), rows.sum_by_item(np.concatenate([d_i, d_j]))
         d_users0, d_items0 = propagate_rows_adjoint(graph, rows, g_users, g_items, self.n_layers, weights)
-        d_items0 = self.final_items_adjoint(rows.items, g_items, d_items0)
+        d_items0, final_extra = self.final_items_adjoint(rows.items, g_items, d_items0, items0, context)
+        if final_extra:
+            extra = {**(extra or {}), **final_extra}
         reg = self.regularization
         if reg > 0.0:
             ego_users, ego_items = users0[users], items0[items]
@@ -317,10 +329,10 @@ class GraphObjective(Objective):
 
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
         """Final user (n_users, d) and item (n_items, d) embeddings on the full graph."""
-        users0, items0, _, _ = self.layer0(None)
+        users0, items0, context, _ = self.layer0(None)
         final_users, final_items = propagate(self.graph, users0, items0, self.n_layers, self.layer_weights())
         all_items = np.arange(self.graph.n_items)
-        return final_users, self.final_items(all_items, final_items, items0)
+        return final_users, self.final_items(all_items, final_items, items0, context)
 
     def scorer(self) -> FactorScorer:
         """Final embeddings plus the fixed score term."""

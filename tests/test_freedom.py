@@ -49,12 +49,12 @@ def test_item_graph_rows_and_their_adjoint(n_mm_layers):
     objective = _objective(rng, train, ("image", "text"), 0.3, 2, n_mm_layers, 0.0, 1.0, 0.0)
     rows = np.array([1, 4, 5])
     x, y = rng.standard_normal((8, 3)), rng.standard_normal((3, 3))
-    side = objective.final_items(rows, np.zeros((3, 3)), x)
+    side = objective.final_items(rows, np.zeros((3, 3)), x, None)
     full = x
     for _ in range(n_mm_layers):
         full = objective.item_graph @ full
     np.testing.assert_allclose(side, full[rows])
-    np.testing.assert_allclose(np.vdot(side, y), np.vdot(x, objective.final_items_adjoint(rows, y, np.zeros((8, 3)))))
+    np.testing.assert_allclose(np.vdot(side, y), np.vdot(x, objective.final_items_adjoint(rows, y, np.zeros((8, 3)), x, None)[0]))
 
 
 def test_factors_use_the_full_graph_plus_the_item_graph():

@@ -43,12 +43,14 @@ def test_fusion_gradients_for_every_parameter(seed, n_items, dims, dim, p_img, p
     for key in params:
         params[key] += 0.3 * rng.standard_normal(params[key].shape)  # non-zero biases too
     upstream = rng.standard_normal((inputs.items.size, dim))
+    gate_upstream = rng.standard_normal((inputs.items.size, dim))  # the gate used elsewhere too
 
     def loss():
-        return float(np.sum(fusion_forward(params, inputs, fixed_gate)[0] * upstream))
+        fused, cache = fusion_forward(params, inputs, fixed_gate)
+        return float(np.sum(fused * upstream) + np.sum(cache[0] * gate_upstream))
 
     fused, cache = fusion_forward(params, inputs, fixed_gate)
-    grads = fusion_backward(upstream, params, inputs, cache)
+    grads = fusion_backward(upstream, params, inputs, cache, d_gate=gate_upstream)
     assert set(grads) == set(params)
     for key, value in params.items():
         assert_grad_close(grads[key], numeric_grad(loss, value), name=key)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import lgrec
 from lgrec.fusion import init_fusion_params, prepare_features
 from lgrec.graph import normalized_adjacency
-from lgrec.knn import content_memory
+from lgrec.knn import content_memory, modality_graphs
 from lgrec.models.rlmm import RLMMObjective
 
 from conftest import random_interactions
@@ -25,9 +25,11 @@ from gradcheck import check_objective_gradients, triplets
     reg=st.floats(0.0, 0.3),
     dims=st.sampled_from([(3, 2), (3, 0), (0, 2)]),
     memory_weight=st.sampled_from([0.0, 2.0]),
+    item_graph=st.booleans(),
+    warm_content=st.booleans(),
 )
 def test_whole_model_gradient_on_tiny_random_graphs(
-    seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, memory_weight
+    seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, memory_weight, item_graph, warm_content
 ):
     rng = np.random.default_rng(seed)
     n_users, n_items, dim = 4, 6, 3
@@ -46,6 +48,7 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         normalized_adjacency(train, dtype=np.float64), rng.standard_normal((n_users, dim)),
         rng.standard_normal((n_items, dim)), fusion, inputs, n_layers, reg, content_weight, cold_start, fixed_gate,
         memory=content_memory(train, inputs, 2), memory_weight=memory_weight,
+        item_graphs=modality_graphs(inputs, 3) if item_graph else None, warm_content=warm_content,
     )
     users, pos, neg = triplets(rng, train, 5)
     neg[0] = 5  # the cold item takes part

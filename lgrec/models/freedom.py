@@ -153,7 +153,7 @@ class FreedomObjective(GraphObjective):
     def _item_graph_rows(self, items: np.ndarray) -> sp.csr_matrix:
         return self.item_graph if items.shape[0] == self.item_graph.shape[0] else self.item_graph[items]
 
-    def final_items(self, items, propagated, items0):
+    def final_items(self, items, propagated, items0, context):
         """Adds rows ``items`` of :math:`S^M E_i` (``E_i`` = ``items0``, the ID table)."""
         if self.n_mm_layers == 0:
             propagated += items0[items]
@@ -164,16 +164,16 @@ class FreedomObjective(GraphObjective):
         propagated += self._item_graph_rows(items) @ smoothed
         return propagated
 
-    def final_items_adjoint(self, items, grad, d_items0):
+    def final_items_adjoint(self, items, grad, d_items0, items0, context):
         """Adds :math:`(S^\\top)^M` of ``grad`` placed at ``items``."""
         if self.n_mm_layers == 0:
             d_items0[items] += grad
-            return d_items0
+            return d_items0, None
         back = self._item_graph_rows(items).T @ grad
         for _ in range(self.n_mm_layers - 1):
             back = self.item_graph_t @ back
         d_items0 += back
-        return d_items0
+        return d_items0, None
 
     def _projected(self, m: str, rows: np.ndarray, selected: np.ndarray, x: np.ndarray) -> np.ndarray:
         """:math:`X_m W_m + b_m` for ``rows``; ``x`` holds the feature rows of the ``selected`` ones."""

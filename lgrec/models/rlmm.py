@@ -59,7 +59,7 @@ from .._base import check_is_fitted
 from .._validation import check_bool, check_choice, check_features, check_float, check_int, check_random_state
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency
-from ..knn import content_memory
+from ..knn import content_memory, modality_graphs
 from ..losses import bpr_backward, bpr_forward
 from ..objective import GraphObjective
 from ..scoring import FactorScorer
@@ -80,9 +80,11 @@ class ContentWindow:
     fused : ndarray of shape (n_content, d) or None
         Fused content computed at the window's first batch (None: compute it at the next batch).
     cache : tuple or None
-        Its :func:`lgrec.fusion.fusion_forward` cache.
+        Its :func:`lgrec.fusion.fusion_forward` cache (``cache[0]`` is the gate).
     d_fused : ndarray of shape (n_content, d) or None
         Gradient with respect to ``fused`` summed over the window's batches so far.
+    d_gate : ndarray of shape (n_content, d) or None
+        Gradient with respect to the gate through the item-item graphs, summed likewise.
     batches : int
         Batches of the window done.
     """
@@ -90,19 +92,29 @@ class ContentWindow:
     fused: np.ndarray | None = None
     cache: tuple | None = None
     d_fused: np.ndarray | None = None
+    d_gate: np.ndarray | None = None
     batches: int = 0
 
 
-class RLMMObjective(GraphObjective):
-    """BPR objective of RLMultimodalRec: the graph batch step with content in layer 0.
+def _add(total, part):
+    return part if total is None else total + part
 
-    Hooks of :class:`lgrec.objective.GraphObjective`: :meth:`layer0` adds the
-    fused content to the item ID embeddings (zeroed for cold-start items) and
-    :meth:`layer0_backward` sends its gradient through the fusion once per
-    window of ``content_refresh`` batches (the window is the loop's state,
-    :class:`ContentWindow`); :meth:`final_items` lets cold-start items keep
-    their layer 0; :meth:`extra_loss` is the content-only BPR term; the
-    content-neighbour memory is the fixed score term.
+
+class RLMMObjective(GraphObjective):
+    """BPR objective of RLMultimodalRec: the graph batch step with gated content.
+
+    Hooks of :class:`lgrec.objective.GraphObjective`:
+
+    - :meth:`layer0` adds the fused content to the item ID embeddings (of every
+      item with ``warm_content``, else only of cold-start items, whose ID
+      embedding is zero) and :meth:`layer0_backward` sends its gradient through
+      the fusion once per window of ``content_refresh`` batches (the window is
+      the loop's state, :class:`ContentWindow`);
+    - :meth:`final_items` lets cold-start items keep their layer 0 and adds the
+      gated item-item term :math:`h_i = g_i \\odot (\\hat S_v E^{(0)})_i +
+      (1 - g_i) \\odot (\\hat S_t E^{(0)})_i` with the fusion's gate :math:`g_i`;
+    - :meth:`extra_loss` is the content-only BPR term;
+    - the content-neighbour memory is the fixed score term.
 
     Parameters
     ----------
@@ -134,12 +146,18 @@ class RLMMObjective(GraphObjective):
         :math:`\\alpha`.
     gate_learning_rate : float or None
         Adam step size of the gate parameters (None: the model's learning rate).
+    item_graphs : dict of str to scipy.sparse.csr_matrix of shape (n_items, n_items), optional
+        :math:`\\hat S_m` per modality (:func:`lgrec.knn.modality_graphs`); None or
+        empty: no item-item term.
+    warm_content : bool, default=True
+        Add the fused content to the layer 0 of items with training interactions too.
     """
 
     def __init__(self, graph: BipartiteGraph, user, item, fusion, inputs: FusionInputs | None,
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
                  fixed_gate: float | None = None, content_refresh: int = 1, memory=None,
-                 memory_weight: float = 0.0, gate_learning_rate: float | None = None):
+                 memory_weight: float = 0.0, gate_learning_rate: float | None = None,
+                 item_graphs: dict | None = None, warm_content: bool = True):
         super().__init__(graph, user, item, n_layers, regularization,
                          score_terms=memory if memory_weight > 0 else None, score_weight=memory_weight)
         self.inputs = inputs if inputs is not None and inputs.items.size else None
@@ -156,6 +174,14 @@ class RLMMObjective(GraphObjective):
         self.content_pos = np.full(graph.n_items, -1, dtype=np.int64)
         if self.inputs is not None:
             self.content_pos[self.inputs.items] = np.arange(self.inputs.items.shape[0])
+        dtype = user.dtype
+        self.item_graphs = {m: sp.csr_matrix(g, dtype=dtype) for m, g in (item_graphs or {}).items()
+                            if self.inputs is not None}
+        self.warm_content = warm_content
+        self.content_items = None
+        if self.inputs is not None:  # items whose layer 0 gets content, as positions in inputs.items
+            self.content_items = (np.arange(self.inputs.items.shape[0]) if warm_content
+                                  else np.flatnonzero(self.is_isolated[self.inputs.items]))
 
     @property
     def learning_rates(self) -> dict:
@@ -181,38 +207,76 @@ class RLMMObjective(GraphObjective):
             items = items.copy()
             items[self.isolated] = 0.0
             if fused is not None:
-                items[self.inputs.items] += fused
+                at = self.content_items
+                items[self.inputs.items[at]] += fused[at]
         return self.params["user"], items, (fused, cache), state
 
     def layer0_backward(self, d_users, d_items, rows, context, extra, state):
         """ID gradients every batch; fusion gradients summed over the window, applied at its end."""
         grads = {"user": d_users, "item": d_items}
         fused, cache = context
+        extra = extra or {}
         if fused is not None:
-            d_fused = d_items[self.inputs.items]  # a copy, taken before the cold-start mask below
-            if extra is not None:
-                at = self.content_pos[rows.items]
-                d_fused[at[at >= 0]] += extra[at >= 0]  # items without features have no content
-            if state.d_fused is not None:
-                d_fused = state.d_fused + d_fused
+            d_fused = np.zeros_like(fused)
+            at = self.content_items
+            d_fused[at] = d_items[self.inputs.items[at]]  # taken before the cold-start mask below
+            if "content" in extra:
+                pos = self.content_pos[rows.items]
+                d_fused[pos[pos >= 0]] += extra["content"][pos >= 0]  # items without features have no content
+            d_fused, d_gate = _add(state.d_fused, d_fused), state.d_gate
+            if "gate" in extra:
+                d_gate = _add(d_gate, extra["gate"])
             if state.batches + 1 == self.content_refresh:
-                grads.update(fusion_backward(d_fused, self.params, self.inputs, cache))
+                grads.update(fusion_backward(d_fused, self.params, self.inputs, cache, d_gate))
                 state = ContentWindow()
             else:
-                state = ContentWindow(fused, cache, d_fused, state.batches + 1)
+                state = ContentWindow(fused, cache, d_fused, d_gate, state.batches + 1)
         d_items[self.isolated] = 0.0  # cold-start items have no ID embedding (no-op without cold_start)
         return grads, state
 
-    def final_items(self, items, propagated, items0):
-        """Cold-start items keep their layer 0 at full weight."""
+    def _gate_rows(self, items: np.ndarray, cache) -> np.ndarray:
+        """The fusion gate of ``items`` (image weight per dimension); 0 for items without features."""
+        gate = np.zeros((items.shape[0], self.params["user"].shape[1]), dtype=self.params["user"].dtype)
+        pos = self.content_pos[items]
+        found = pos >= 0
+        gate[found] = cache[0][pos[found]]
+        return gate
+
+    def _graph_views(self, items: np.ndarray, items0: np.ndarray) -> dict:
+        """Rows ``items`` of :math:`\\hat S_m E^{(0)}` per modality."""
+        full = items.shape[0] == items0.shape[0]
+        return {m: (g if full else g[items]) @ items0 for m, g in self.item_graphs.items()}
+
+    def final_items(self, items, propagated, items0, context):
+        """Cold-start items keep their layer 0 at full weight; every item adds its gated item-graph term."""
         isolated = self.is_isolated[items]
         propagated[isolated] = items0[items[isolated]]
+        if self.item_graphs:
+            views = self._graph_views(items, items0)
+            gate = self._gate_rows(items, context[1])
+            if "image" in views:
+                propagated += gate * views["image"]
+            if "text" in views:
+                propagated += (1 - gate) * views["text"]
         return propagated
 
-    def final_items_adjoint(self, items, grad, d_items0):
+    def final_items_adjoint(self, items, grad, d_items0, items0, context):
         isolated = self.is_isolated[items]
         d_items0[items[isolated]] = grad[isolated]
-        return d_items0
+        if not self.item_graphs:
+            return d_items0, None
+        gate = self._gate_rows(items, context[1])
+        weighted = {"image": gate * grad, "text": (1 - gate) * grad}
+        for m, g in self.item_graphs.items():
+            d_items0 += (g if items.shape[0] == g.shape[0] else g[items]).T @ weighted[m]
+        if len(self.item_graphs) < 2 or self.fixed_gate is not None:
+            return d_items0, None  # the gate is a constant
+        views = self._graph_views(items, items0)  # recomputed rather than cached: r x k rows
+        pos = self.content_pos[items]
+        found = pos >= 0
+        d_gate = np.zeros_like(context[0])
+        d_gate[pos[found]] = (grad * (views["image"] - views["text"]))[found]
+        return d_items0, {"gate": d_gate}
 
     def content_vectors(self, fused: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Fused content of arbitrary items (zero for items without features), shape (len(items), d)."""
@@ -232,7 +296,7 @@ class RLMMObjective(GraphObjective):
         cd_u, cd_i, cd_j = bpr_backward(c_cache)
         w = self.content_weight
         d_u += w * cd_u
-        return w * c_loss, rows.sum_by_item(w * np.concatenate([cd_i, cd_j]))
+        return w * c_loss, {"content": rows.sum_by_item(w * np.concatenate([cd_i, cd_j]))}
 
 
 class RLMultimodalRec(Recommender):
@@ -347,6 +411,8 @@ class RLMultimodalRec(Recommender):
         feature_scaling: str = "l2",
         projection_init: str = "isometric",
         content_refresh: int = 8,
+        item_graph: bool = False,
+        warm_content: bool = True,
         batch_size: int = 2048,
         max_epochs: int = 1000,
         patience: int = 20,
@@ -367,6 +433,8 @@ class RLMultimodalRec(Recommender):
         self.feature_scaling = feature_scaling
         self.projection_init = projection_init
         self.content_refresh = content_refresh
+        self.item_graph = item_graph
+        self.warm_content = warm_content
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
@@ -388,6 +456,8 @@ class RLMultimodalRec(Recommender):
         check_choice(self.feature_scaling, "feature_scaling", owner, ("l2", "standard", "none"))
         check_choice(self.projection_init, "projection_init", owner, ("isometric", "glorot"))
         check_int(self.content_refresh, "content_refresh", owner, low=1)
+        check_bool(self.item_graph, "item_graph", owner)
+        check_bool(self.warm_content, "warm_content", owner)
 
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on interactions and item features.
@@ -417,18 +487,21 @@ class RLMultimodalRec(Recommender):
         dim = self.embedding_size
         user = xavier_uniform(rng, n_users, dim)
         item = xavier_uniform(rng, n_items, dim)
-        inputs, stats, fusion, memory = None, {"image": None, "text": None}, {}, None
+        inputs, stats, fusion, memory, item_graphs = None, {"image": None, "text": None}, {}, None, None
         if img is not None or txt is not None:
             inputs, stats = prepare_features(img, txt, n_items, self.feature_scaling)
             fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim,
                                         projection=self.projection_init, input_norms=inputs.input_norms())
             if self.n_neighbors and self.memory_weight > 0 and inputs.items.size > 1:
                 memory = content_memory(train_matrix, inputs, self.n_neighbors, self.image_weight)
+            if self.item_graph and self.n_neighbors:
+                item_graphs = modality_graphs(inputs, self.n_neighbors)
         objective = RLMMObjective(
             normalized_adjacency(train_matrix), user, item, fusion, inputs, self.n_layers,
             self.regularization, self.content_weight, self.cold_start,
             fixed_gate=0.5 if self.gate == "average" else None, content_refresh=self.content_refresh,
             memory=memory, memory_weight=self.memory_weight, gate_learning_rate=self.gate_learning_rate,
+            item_graphs=item_graphs, warm_content=self.warm_content,
         )
         self._train(objective, train_matrix, valid, rng)
         self.user_embeddings_ = objective.params["user"]
