@@ -29,10 +29,35 @@ from .evaluation import evaluate
 from .kernels import sample_negatives
 from .optim import Adam
 
-__all__ = ["TrainResult", "TripletSampler", "train"]
+__all__ = ["AUTO_MIN_BATCH", "AUTO_STEPS_PER_EPOCH", "TrainResult", "TripletSampler", "resolve_batch_size", "train"]
 
 VALID_METRIC = "recall@20"
 _SEED_BLOCK = 4096
+
+#: ``batch_size="auto"``: batches grow with the data so that an epoch takes this many optimiser steps
+#: (each step propagates the whole graph, so an epoch then costs time linear in the interactions) ...
+AUTO_STEPS_PER_EPOCH = 64
+#: ... but never fewer triplets per step than this (MMRec's batch size).
+AUTO_MIN_BATCH = 2048
+
+
+def resolve_batch_size(batch_size, n_triplets: int) -> int:
+    """The batch size of a training run: ``batch_size`` itself, or for ``"auto"``
+    ``max(AUTO_MIN_BATCH, ceil(n_triplets / AUTO_STEPS_PER_EPOCH))``.
+
+    Parameters
+    ----------
+    batch_size : int or "auto"
+    n_triplets : int
+        Training interactions per epoch.
+
+    Returns
+    -------
+    int
+    """
+    if batch_size == "auto":
+        return max(AUTO_MIN_BATCH, -(-n_triplets // AUTO_STEPS_PER_EPOCH))
+    return batch_size
 
 
 class TripletSampler:
@@ -83,6 +108,7 @@ class TrainResult:
     """What :func:`train` learned about the run (the parameters are updated in place)."""
 
     history: list[dict] = field(default_factory=list)
+    batch_size: int = 0
     best_epoch: int = 0
     best_score: float = float("nan")
     stopped_early: bool = False
@@ -122,8 +148,8 @@ def train(
         Source of all randomness (shuffling and negative sampling).
     learning_rate : float
         Adam step size.
-    batch_size : int
-        Triplets per Adam step.
+    batch_size : int or "auto"
+        Triplets per Adam step (:func:`resolve_batch_size`).
     max_epochs : int
         Upper bound on epochs.
     patience : int
@@ -143,8 +169,9 @@ def train(
     TrainResult
     """
     params = objective.params
+    batch_size = resolve_batch_size(batch_size, sampler.n_triplets)
     optimizer = Adam(params, learning_rate=learning_rate, learning_rates=objective.learning_rates)
-    result = TrainResult()
+    result = TrainResult(batch_size=batch_size)
     best_params = None
     since_best = 0
     state = objective.initial_state()

@@ -103,3 +103,17 @@ def test_layer_weights_must_match_the_layers():
     graph = normalized_adjacency(random_interactions(rng, 3, 4, 0.5))
     with pytest.raises(ValueError, match=r"weights must have one entry per layer 0..2, shape \(3,\); got shape \(2,\)"):
         propagate(graph, np.ones((3, 2), np.float32), np.ones((4, 2), np.float32), 2, [0.5, 0.5])
+
+
+def test_auto_batch_size_keeps_the_steps_per_epoch_fixed(synthetic):
+    from lgrec.training import AUTO_MIN_BATCH, AUTO_STEPS_PER_EPOCH, resolve_batch_size
+
+    assert resolve_batch_size(512, 10**9) == 512
+    assert resolve_batch_size("auto", 1000) == AUTO_MIN_BATCH
+    big = 10**7
+    size = resolve_batch_size("auto", big)
+    assert -(-big // size) == AUTO_STEPS_PER_EPOCH and size > AUTO_MIN_BATCH
+    model = lgrec.LightGCN(batch_size="auto", max_epochs=1, random_state=0).fit(synthetic.train)
+    assert model.batch_size_ == AUTO_MIN_BATCH
+    with pytest.raises(ValueError, match=r"'batch_size' parameter of LightGCN must be an int in the range \[1, inf\) or 'auto'"):
+        lgrec.LightGCN(batch_size="big").fit(synthetic.train)

@@ -179,6 +179,7 @@ class Recommender(BaseEstimator):
         )
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
+        self.batch_size_ = result.batch_size
 
     def save(self, path) -> str:
         """Save the fitted model to an ``.npz`` file (no pickle); returns the path written."""
@@ -229,7 +230,12 @@ def check_training_params(model) -> None:
     check_int(model.embedding_size, "embedding_size", owner, low=1)
     check_float(model.learning_rate, "learning_rate", owner, low=0.0, closed="neither")
     check_float(model.regularization, "regularization", owner, low=0.0)
-    check_int(model.batch_size, "batch_size", owner, low=1)
+    if not (isinstance(model.batch_size, str) and model.batch_size == "auto"):
+        try:
+            check_int(model.batch_size, "batch_size", owner, low=1)
+        except ValueError:
+            raise ValueError(f"The 'batch_size' parameter of {owner} must be an int in the range [1, inf) "
+                             f"or 'auto'. Got {model.batch_size!r} instead.") from None
     check_int(model.max_epochs, "max_epochs", owner, low=1)
     check_int(model.patience, "patience", owner, low=1)
     check_bool(model.verbose, "verbose", owner)

@@ -90,6 +90,8 @@ class BPRMF(Recommender):
         Per epoch: ``epoch``, ``loss``, ``train_seconds``, ``eval_seconds`` and,
         with ``valid``, ``valid_recall@20`` and the other validation metrics.
     best_epoch_ : int
+    batch_size_ : int
+        Triplets per optimiser step of the fit (``batch_size`` resolved).
         Epoch whose parameters were kept.
 
     References

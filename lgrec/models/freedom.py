@@ -251,6 +251,8 @@ class FREEDOM(Recommender):
         scoring needs only the factors).
     history_ : list of dict
     best_epoch_ : int
+    batch_size_ : int
+        Triplets per optimiser step of the fit (``batch_size`` resolved).
 
     References
     ----------

@@ -56,6 +56,8 @@ class LightGCN(Recommender):
         Layer-0 item embeddings.
     history_ : list of dict
     best_epoch_ : int
+    batch_size_ : int
+        Triplets per optimiser step of the fit (``batch_size`` resolved).
 
     References
     ----------

@@ -385,6 +385,8 @@ class RLMultimodalRec(Recommender):
         CSR arrays of the memory :math:`m` (n_users x n_items at fit time).
     history_ : list of dict
     best_epoch_ : int
+    batch_size_ : int
+        Triplets per optimiser step of the fit (``batch_size`` resolved).
 
     References
     ----------

@@ -235,6 +235,8 @@ class VBPR(Recommender):
         :math:`E`, image rows first.
     history_ : list of dict
     best_epoch_ : int
+    batch_size_ : int
+        Triplets per optimiser step of the fit (``batch_size`` resolved).
 
     References
     ----------
