@@ -178,7 +178,7 @@ def tiny(tmp_path_factory):
     }
     out = root / "out"
     code = P.main(["--src", str(src), "--out", str(out), "--text-model", str(paths["text"]),
-                   "--image-batch-size", "2", "--no-progress"])
+                   "--image-batch-size", "2", "--vbpr-max-epochs", "6", "--no-progress"])
     assert code == 0
     return {"src": src, "out": out, "models": paths, "root": root}
 
@@ -232,9 +232,11 @@ def test_record_holds_the_choice_and_counts(tiny):
     choice = record["text_choice"]
     assert choice["chosen"] in P.TEXT_VARIANTS and choice["rule"] == P.TEXT_CHOICE_RULE
     assert choice["chosen"] == P.choose_text_variant(choice["results"])[0]
+    assert choice["vbpr"]["max_epochs"] == 6 and choice["vbpr"]["patience"] == 20
     assert list(choice["results"]) == list(P.TEXT_VARIANTS)
     for row in choice["results"].values():
         assert [r["seed"] for r in row["vbpr"]] == list(P.VBPR_SEEDS)
+        assert all(1 <= r["best_epoch"] <= r["epochs"] <= 6 for r in row["vbpr"])
         assert 0.0 <= row["contentknn"]["recall@20"] <= 1.0 and row["recall@20_std"] >= 0.0
     assert (out / "text_feat.npy").read_bytes() == (out / f"text_feat_{choice['chosen']}.npy").read_bytes()
     assert record["item_text"]["text_feat.npy"] == choice["chosen"]
@@ -270,6 +272,19 @@ def test_rebuild_with_a_given_variant_is_byte_identical(tiny):
     assert (again / "text_feat.npy").read_bytes() == (again / "text_feat_llm.npy").read_bytes()
     record = json.loads((again / "prepare_record.json").read_text())
     assert record["text_choice"] == {"chosen": "llm", "rule": "given on the command line (--text); no comparison run"}
+
+
+def test_comparison_in_worker_processes_gives_the_same_numbers(tiny):
+    import lgrec
+
+    data = lgrec.load_mmrec(tiny["out"])
+    features = {name: np.load(tiny["out"] / f"text_feat_{name}.npy") for name in P.TEXT_VARIANTS[1:3]}
+    serial = P.compare_text_variants(data.train, data.valid, features, vbpr_max_epochs=3)
+    parallel = P.compare_text_variants(data.train, data.valid, features, vbpr_max_epochs=3, n_jobs=2)
+    for name in features:
+        for a, b in zip(serial[name]["vbpr"], parallel[name]["vbpr"]):
+            assert (a["seed"], a["recall@20"], a["ndcg@20"], a["epochs"]) == (b["seed"], b["recall@20"], b["ndcg@20"], b["epochs"])
+        assert serial[name]["contentknn"]["recall@20"] == parallel[name]["contentknn"]["recall@20"]
 
 
 def test_unknown_text_variant_is_rejected(tmp_path):

@@ -52,8 +52,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +95,9 @@ TEXT_VARIANT_DESCRIPTIONS = {
 }
 VBPR_SEEDS = (0, 1)
 TEXT_CHOICE_RULE = (
-    "validation split only. For each variant: ContentKNN (text only) and VBPR (text only, lgrec defaults, "
-    "random_state 0 and 1, early stopping on validation Recall@20) ranked against validation with the train items "
+    "validation split only. For each variant: ContentKNN (text only) and VBPR (text only, lgrec defaults except "
+    "the batch size, patience and epoch cap recorded with the results, random_state 0 and 1, early stopping on "
+    "validation Recall@20) ranked against validation with the train items "
     "excluded. Best = highest mean VBPR validation Recall@20; every variant whose mean is within "
     "max(std of the best, std of that variant) of the best (std over the two seeds, ddof=1) counts as tied with it; "
     "among the tied variants the highest ContentKNN validation Recall@20 wins (exact ties: the earlier variant in "
@@ -316,16 +319,22 @@ def _matrix(inter, label, shape):
     return sp.csr_matrix((values, (part["userID"].to_numpy(), part["itemID"].to_numpy())), shape=shape)
 
 
-def compare_text_variants(train, valid, features, *, vbpr_batch_size=2048, seeds=VBPR_SEEDS, verbose=False):
+def compare_text_variants(train, valid, features, *, vbpr_batch_size=2048, vbpr_patience=20, vbpr_max_epochs=1000,
+                          seeds=VBPR_SEEDS, n_jobs=1, verbose=False):
     """Validation Recall@20 / NDCG@20 of ContentKNN and VBPR for each text variant.
 
     Parameters
     ----------
     train, valid : scipy.sparse.csr_matrix of shape (n_users, n_items)
     features : dict of str to ndarray of shape (n_items, d), float32
-    vbpr_batch_size : int
+    vbpr_batch_size, vbpr_patience, vbpr_max_epochs : int
+        VBPR's ``batch_size``, ``patience`` and ``max_epochs`` (lgrec's
+        defaults: 2048, 20, 1000); every other VBPR parameter is lgrec's default.
     seeds : tuple of int
         VBPR ``random_state`` values.
+    n_jobs : int, default 1
+        VBPR fits run at once, each in its own process (``spawn``); the
+        results do not depend on it (each fit has its own seed).
     verbose : bool
         Print one line per fit to stderr.
 
@@ -334,7 +343,8 @@ def compare_text_variants(train, valid, features, *, vbpr_batch_size=2048, seeds
     dict of str to dict
         Per variant: ``contentknn`` (``recall@20``, ``ndcg@20``, ``seconds``),
         ``vbpr`` (one dict per seed with ``seed``, ``recall@20``,
-        ``ndcg@20``, ``best_epoch``, ``epochs``, ``seconds``) and the VBPR
+        ``ndcg@20``, ``best_epoch``, ``epochs``, ``seconds`` of training and
+        validation summed over the epochs) and the VBPR
         ``recall@20_mean``, ``recall@20_std`` (ddof=1), ``ndcg@20_mean``,
         ``ndcg@20_std``.
     """
@@ -343,26 +353,39 @@ def compare_text_variants(train, valid, features, *, vbpr_batch_size=2048, seeds
         started = time.perf_counter()
         knn = lgrec.ContentKNN().fit(train, txt_feats=feats)
         metrics = lgrec.evaluate(knn, valid, exclude=train, k=20)
-        row = {"contentknn": {"recall@20": metrics["recall@20"], "ndcg@20": metrics["ndcg@20"],
-                              "seconds": time.perf_counter() - started}, "vbpr": []}
-        for seed in seeds:
-            started = time.perf_counter()
-            model = lgrec.VBPR(batch_size=vbpr_batch_size, random_state=seed).fit(train, txt_feats=feats, valid=valid)
-            metrics = lgrec.evaluate(model, valid, exclude=train, k=20)
-            row["vbpr"].append({"seed": seed, "recall@20": metrics["recall@20"], "ndcg@20": metrics["ndcg@20"],
-                                "best_epoch": model.best_epoch_, "epochs": len(model.history_),
-                                "seconds": time.perf_counter() - started})
-            if verbose:
-                print(f"{name} VBPR seed {seed}: valid recall@20 {metrics['recall@20']:.4f} "
-                      f"(best epoch {model.best_epoch_}, {row['vbpr'][-1]['seconds']:.0f} s)", file=sys.stderr)
+        results[name] = {"contentknn": {"recall@20": metrics["recall@20"], "ndcg@20": metrics["ndcg@20"],
+                                        "seconds": time.perf_counter() - started}, "vbpr": []}
+        if verbose:
+            print(f"{name}: ContentKNN valid recall@20 {metrics['recall@20']:.4f}", file=sys.stderr)
+    tasks = [(name, seed) for name in features for seed in seeds]
+    models = [lgrec.VBPR(batch_size=vbpr_batch_size, patience=vbpr_patience, max_epochs=vbpr_max_epochs,
+                         random_state=seed) for _, seed in tasks]
+
+    def report(k, model):
+        name, seed = tasks[k]
+        metrics = lgrec.evaluate(model, valid, exclude=train, k=20)
+        seconds = sum(h["train_seconds"] + h["eval_seconds"] for h in model.history_)
+        results[name]["vbpr"].append({"seed": seed, "recall@20": metrics["recall@20"], "ndcg@20": metrics["ndcg@20"],
+                                      "best_epoch": model.best_epoch_, "epochs": len(model.history_),
+                                      "seconds": seconds})
+        if verbose:
+            print(f"{name} VBPR seed {seed}: valid recall@20 {metrics['recall@20']:.4f} "
+                  f"(best epoch {model.best_epoch_} of {len(model.history_)}, {seconds:.0f} s)", file=sys.stderr)
+
+    if n_jobs == 1:
+        for k, model in enumerate(models):
+            report(k, model.fit(train, txt_feats=features[tasks[k][0]], valid=valid))
+    else:
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(model.fit, train, txt_feats=features[name], valid=valid)
+                       for model, (name, _) in zip(models, tasks)]
+            for k, future in enumerate(futures):
+                report(k, future.result())
+    for row in results.values():
         for metric in ("recall@20", "ndcg@20"):
             values = np.array([r[metric] for r in row["vbpr"]])
             row[f"{metric}_mean"] = float(values.mean())
             row[f"{metric}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
-        if verbose:
-            print(f"{name}: ContentKNN valid recall@20 {row['contentknn']['recall@20']:.4f}, "
-                  f"VBPR {row['recall@20_mean']:.4f} +- {row['recall@20_std']:.4f}", file=sys.stderr)
-        results[name] = row
     return results
 
 
@@ -398,6 +421,9 @@ def prepare(
     text_model=None,
     text="validation",
     vbpr_batch_size=2048,
+    vbpr_patience=20,
+    vbpr_max_epochs=1000,
+    n_jobs=1,
     image_batch_size=32,
     text_batch_size=32,
     n_threads=None,
@@ -423,8 +449,10 @@ def prepare(
         "validation": choose the variant written as ``text_feat.npy`` by
         :data:`TEXT_CHOICE_RULE`; or one of :data:`TEXT_VARIANTS` to write
         that one without a comparison.
-    vbpr_batch_size : int, default 2048
-        Batch size of the VBPR fits of the comparison.
+    vbpr_batch_size, vbpr_patience, vbpr_max_epochs : int, default 2048, 20, 1000
+        ``batch_size``, ``patience`` and ``max_epochs`` of the comparison's VBPR fits.
+    n_jobs : int, default 1
+        VBPR fits of the comparison run at once (separate processes).
     image_batch_size, text_batch_size : int
     n_threads : int, optional
         onnxruntime threads (default: all cores).
@@ -481,12 +509,16 @@ def prepare(
     if text == "validation":
         t3 = time.perf_counter()
         shape = (len(users), len(items))
-        comparison = compare_text_variants(_matrix(inter, 0, shape), _matrix(inter, 1, shape), text_feats,
-                                           vbpr_batch_size=vbpr_batch_size, verbose=progress)
+        comparison = compare_text_variants(
+            _matrix(inter, 0, shape), _matrix(inter, 1, shape), text_feats, vbpr_batch_size=vbpr_batch_size,
+            vbpr_patience=vbpr_patience, vbpr_max_epochs=vbpr_max_epochs, n_jobs=n_jobs, verbose=progress,
+        )
         chosen, tied = choose_text_variant(comparison)
         timings["text_choice_seconds"] = time.perf_counter() - t3
         text_choice = {"chosen": chosen, "rule": TEXT_CHOICE_RULE, "tied_by_vbpr": tied,
-                       "vbpr_batch_size": vbpr_batch_size, "results": comparison}
+                       "vbpr": {"batch_size": vbpr_batch_size, "patience": vbpr_patience, "max_epochs": vbpr_max_epochs,
+                                "seeds": list(VBPR_SEEDS), "other_parameters": "lgrec defaults"},
+                       "n_jobs": n_jobs, "results": comparison}
     else:
         chosen = text
         text_choice = {"chosen": chosen, "rule": "given on the command line (--text); no comparison run"}
@@ -560,6 +592,9 @@ def main(argv=None):
     parser.add_argument("--text", default="validation", choices=["validation", *TEXT_VARIANTS],
         help="the variant written as text_feat.npy: chosen on the validation split (default) or given")
     parser.add_argument("--vbpr-batch-size", type=int, default=2048, help="batch size of the comparison's VBPR fits")
+    parser.add_argument("--vbpr-patience", type=int, default=20, help="early-stopping patience of those fits")
+    parser.add_argument("--vbpr-max-epochs", type=int, default=1000, help="epoch cap of those fits")
+    parser.add_argument("--jobs", type=int, default=1, help="VBPR fits run at once, in separate processes")
     parser.add_argument("--models", default=None,
         help="folder with efficientnet-lite0.onnx and all-minilm-l6-v2-tokenizer.json (default: <src>/../../models)")
     parser.add_argument("--image-model", default=None,
@@ -581,6 +616,9 @@ def main(argv=None):
         text_model=args.text_model,
         text=args.text,
         vbpr_batch_size=args.vbpr_batch_size,
+        vbpr_patience=args.vbpr_patience,
+        vbpr_max_epochs=args.vbpr_max_epochs,
+        n_jobs=args.jobs,
         image_batch_size=args.image_batch_size,
         text_batch_size=args.text_batch_size,
         n_threads=args.threads,
