@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
@@ -52,18 +53,21 @@ def rank_blocks(
     exclude: sp.csr_matrix | None,
     block_size: int = 1024,
 ):
-    """Yield ``(users_block, top_ids, top_scores)`` for consecutive blocks of users.
+    """Yield ``(users_block, top_ids, top_scores)`` for consecutive blocks of users, in order.
 
-    Scoring and selection overlap: a worker thread computes the scores of the
-    next block (BLAS on one thread) while this thread selects the top-k of the
-    current one (the single-threaded Numba kernel). Two single-threaded
-    stages side by side keep both cores busy without the two thread pools
-    (BLAS's and Numba's) competing for them.
+    Each block is scored (BLAS on one thread) and its top-k selected (a
+    single-threaded Numba kernel) by the same worker; one worker per Numba
+    thread takes the blocks in turn, so both stages run on every core at
+    once. The result does not depend on the number of workers. It may depend
+    on ``block_size``: BLAS can round a score differently for blocks of
+    another shape, which can swap two items whose scores are within a
+    rounding error of each other.
 
     Parameters
     ----------
     score_users : callable
-        Maps user ids of shape (b,) to scores of shape (b, n_items), float32.
+        Maps user ids of shape (b,) to scores of shape (b, n_items), float32;
+        called from worker threads.
     users : ndarray of shape (n,), int64
         Users to rank.
     k : int
@@ -71,7 +75,8 @@ def rank_blocks(
     exclude : scipy.sparse.csr_matrix of shape (n_users, n_items) or None
         Items never ranked for a user (sorted indices).
     block_size : int, default=1024
-        Users scored at once; memory is about ``2 * block_size * n_items`` floats.
+        Users scored at once by one worker; memory is about
+        ``n_workers * block_size * n_items`` floats.
 
     Yields
     ------
@@ -79,25 +84,27 @@ def rank_blocks(
     top_ids : ndarray of shape (b, k), int64
     top_scores : ndarray of shape (b, k), float32
     """
-    blocks = [users[start : start + block_size] for start in range(0, users.shape[0], block_size)]
-    if not blocks:
+    starts = range(0, users.shape[0], block_size)
+    if not starts:
         return
-    with ThreadPoolExecutor(max_workers=1) as pool, threadpool_limits(1, user_api="blas"):
-        pending = pool.submit(score_users, blocks[0])
-        for index, block in enumerate(blocks):
-            scores = pending.result()
-            if index + 1 < len(blocks):
-                pending = pool.submit(score_users, blocks[index + 1])
-            if exclude is None:
-                excl_indptr = np.zeros(block.shape[0] + 1, dtype=np.int64)
-                excl_indices = np.empty(0, dtype=np.int32)
-            else:
-                rows = exclude[block]
-                excl_indptr, excl_indices = rows.indptr, rows.indices
-            ids = np.empty((block.shape[0], k), dtype=np.int64)
-            top = np.empty((block.shape[0], k), dtype=scores.dtype)
-            topk_exclude_serial(scores, k, excl_indptr, excl_indices, ids, top)
-            yield block, ids, top
+    if exclude is None:
+        excl_indptr = np.zeros(users.shape[0] + 1, dtype=np.int64)
+        excl_indices = np.empty(0, dtype=np.int32)
+    else:
+        rows = exclude[users]  # the users' rows in order: block b's rows are a slice of indptr
+        excl_indptr, excl_indices = rows.indptr, rows.indices
+
+    def rank(start: int):
+        block = users[start : start + block_size]
+        scores = score_users(block)
+        ids = np.empty((block.shape[0], k), dtype=np.int64)
+        top = np.empty((block.shape[0], k), dtype=scores.dtype)
+        topk_exclude_serial(scores, k, excl_indptr[start : start + block.shape[0] + 1], excl_indices, ids, top)
+        return block, ids, top
+
+    n_workers = max(1, min(numba.get_num_threads(), len(starts)))
+    with ThreadPoolExecutor(max_workers=n_workers) as pool, threadpool_limits(1, user_api="blas"):
+        yield from pool.map(rank, starts)
 
 
 def _metric_sums(hits: np.ndarray, n_truth: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
@@ -141,7 +148,7 @@ def evaluate(
     k : int or sequence of int, default=(5, 10, 20, 50)
         Cut-offs.
     block_size : int, default=1024
-        Users scored at once.
+        Users scored at once by one worker thread (see :func:`rank_blocks`).
 
     Returns
     -------
@@ -163,10 +170,12 @@ def evaluate(
     if truth.shape[0] > n_users_model:
         raise ValueError(f"truth has {truth.shape[0]} user rows but the model was fitted on {n_users_model} users.")
     totals = dict.fromkeys((f"{m}@{kk}" for kk in ks for m in METRICS), 0.0)
+    truth_rows = truth[users]
+    start = 0
     for block, ids, _ in rank_blocks(model.score_users, users, max(ks), exclude, block_size):
-        rows = truth[block]
         hits = np.empty(ids.shape, dtype=np.bool_)
-        hits_in_sorted(ids, rows.indptr, rows.indices, hits)
+        hits_in_sorted(ids, truth_rows.indptr[start : start + block.shape[0] + 1], truth_rows.indices, hits)
+        start += block.shape[0]
         for key, value in _metric_sums(hits, n_truth_all[block], ks).items():
             totals[key] += value
     n = max(users.shape[0], 1)

@@ -1,5 +1,6 @@
 """Evaluation against a dense re-implementation of MMRec's metric code."""
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -7,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lgrec import evaluate
-from lgrec.evaluation import restrict_items
+from lgrec.evaluation import rank_blocks, restrict_items
 
 from conftest import random_interactions
 
@@ -104,3 +105,29 @@ def test_restrict_items_keeps_only_listed_columns():
     truth = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1]], np.float32))
     np.testing.assert_array_equal(restrict_items(truth, [1]).toarray(), [[0, 1, 0], [0, 1, 0]])
     np.testing.assert_array_equal(restrict_items(truth, np.array([True, False, True])).toarray(), [[1, 0, 0], [0, 0, 1]])
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 Numba threads")
+def test_rankings_in_order_and_identical_for_one_and_two_workers():
+    """rank_blocks runs one worker per Numba thread; blocks come back in order with the same rankings."""
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 5, (300, 90)).astype(np.float32)
+    exclude = random_interactions(rng, 300, 90, 0.1)
+    users = rng.permutation(300)[:250].astype(np.int64)
+    oracle_ids = []
+    for u in users:
+        seen = set(exclude[u].indices.tolist())
+        candidates = np.array([j for j in range(90) if j not in seen])
+        oracle_ids.append(candidates[np.argsort(-scores[u, candidates], kind="stable")][:10])
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            blocks = list(rank_blocks(lambda rows: scores[rows], users, 10, exclude, block_size=16))
+            results.append(blocks)
+    finally:
+        numba.set_num_threads(before)
+    for blocks in results:
+        np.testing.assert_array_equal(np.concatenate([b for b, _, _ in blocks]), users)
+        np.testing.assert_array_equal(np.concatenate([ids for _, ids, _ in blocks]), np.array(oracle_ids))

@@ -114,6 +114,29 @@ def test_topk_matches_stable_argsort_oracle(n_rows, n_items, k, levels, exclude_
     np.testing.assert_array_equal(top, oracle_top)
 
 
+@given(
+    n_rows=st.integers(1, 3),
+    n_items=st.integers(100, 2500),
+    k=st.integers(1, 60),
+    levels=st.sampled_from([2, 7, 10**6]),
+    exclude_p=st.sampled_from([0.0, 0.01, 0.3, 0.97]),
+    special_p=st.sampled_from([0.0, 0.05]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_topk_on_long_rows_matches_oracle(n_rows, n_items, k, levels, exclude_p, special_p, seed):
+    """Rows long enough for many chunks and a finite threshold: ties, heavy exclusions, NaN and -inf."""
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, levels, (n_rows, n_items)).astype(np.float32)
+    special = rng.random(scores.shape) < special_p
+    scores[special] = rng.choice(np.array([np.nan, -np.inf, np.inf], np.float32), int(special.sum()))
+    excluded = rng.random((n_rows, n_items)) < exclude_p
+    excluded[:, np.argmax(np.nan_to_num(scores, nan=-np.inf), axis=1)] = True  # the best item is often a seen one
+    ids, top = _run_topk(scores, k, excluded)
+    oracle_ids, oracle_top = _topk_oracle(scores, k, [set(np.flatnonzero(e).tolist()) for e in excluded])
+    np.testing.assert_array_equal(ids, oracle_ids)
+    np.testing.assert_array_equal(top, oracle_top)
+
+
 def test_topk_edge_cases_empty_rows_all_seen_nan_and_large_k():
     scores = np.array([[0.5, 0.2, 0.9], [0.1, 0.2, 0.3], [np.nan, 1.0, np.nan], [-np.inf, 0.0, 2.0]], np.float32)
     excluded = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0], [0, 0, 1]], bool)

@@ -1,0 +1,173 @@
+"""A BPR-MF epoch with lazy Adam (``lgrec.kernels.bpr_adam_epoch``) against implicit's BPR epoch (issue 12).
+
+Usage::
+
+    pip install -e ".[dev,bench]"      # implicit is the bench extra
+    flock /tmp/lgrec-bench.lock python benchmarks/bench_bpr.py --data ../shared/data/amazon-baby \\
+        --out benchmarks/results/bpr.json
+
+Both run on the Amazon Baby training split with 64 factors and the same number
+of threads (Numba's). In the same run, interleaved round by round:
+
+- ``lgrec``: one epoch = ``TripletSampler.epoch`` (shuffle + one negative per
+  interaction) + the fused kernel (batches of 2,048, BPR + L2 1e-4, lazy Adam
+  lr 1e-3), timed separately as ``lgrec_kernel`` and together as ``lgrec_epoch``;
+- ``implicit``: ``implicit.cpu.bpr.BayesianPersonalizedRanking(factors=64)``; its
+  per-epoch time is ``(fit with 1 + n iterations - fit with 1 iteration) / n``, which
+  leaves out the setup of a fit (``implicit_epoch``); a whole 1-iteration fit is
+  reported too (``implicit_fit_1_iteration``).
+
+The figure of merit is ``lgrec_epoch / implicit_epoch`` (target <= 2.0). JIT compile
+time of the kernel (first call, empty Numba cache, fresh process) is reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+import scipy
+
+import lgrec
+from lgrec.kernels import bpr_adam_epoch
+from lgrec.models._base import xavier_normal
+from lgrec.training import TripletSampler
+
+ROOT = Path(__file__).resolve().parents[1]
+
+COMPILE_SNIPPET = """
+import time
+import numpy as np
+t0 = time.perf_counter()
+from lgrec.kernels import bpr_adam_epoch
+t1 = time.perf_counter()
+p = np.zeros((3, 4), np.float32); q = np.zeros((5, 4), np.float32)
+ids = np.array([0, 1, 2], np.int32)
+bpr_adam_epoch(p, q, p.copy(), p.copy(), q.copy(), q.copy(), ids, ids, ids + 1, batch_size=2, regularization=1e-4,
+               learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, user_step=0, item_step=0)
+print(t1 - t0, time.perf_counter() - t1)
+"""
+
+
+def compile_times() -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("cold_cache", "warm_cache"):
+            text = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET], env=env, capture_output=True, text=True,
+                                  check=True).stdout.split()
+            out[label] = {"import_s": float(text[0]), "first_call_s": float(text[1])}
+    return out
+
+
+class LgrecMF:
+    """BPR-MF state as ``lgrec.models.bpr.BPRMF`` initialises it, trained by the fused kernel."""
+
+    def __init__(self, train, dim: int, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.sampler = TripletSampler(train)
+        self.user = xavier_normal(self.rng, train.shape[0], dim)
+        self.item = xavier_normal(self.rng, train.shape[1], dim)
+        self.moments = [np.zeros_like(self.user), np.zeros_like(self.user), np.zeros_like(self.item),
+                        np.zeros_like(self.item)]
+        self.steps = 0
+
+    def epoch(self) -> tuple[float, float, float]:
+        """One epoch; returns (sampling seconds, kernel seconds, mean loss)."""
+        start = time.perf_counter()
+        users, pos, neg = self.sampler.epoch(self.rng)
+        sampled = time.perf_counter()
+        losses = bpr_adam_epoch(self.user, self.item, *self.moments, users, pos, neg, batch_size=2048,
+                                regularization=1e-4, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                                user_step=self.steps, item_step=self.steps)
+        done = time.perf_counter()
+        self.steps += losses.shape[0]
+        return sampled - start, done - sampled, float(losses.mean())
+
+
+def implicit_fit(train, iterations: int, threads: int) -> float:
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    model = BayesianPersonalizedRanking(factors=64, iterations=iterations, num_threads=threads, random_state=0)
+    start = time.perf_counter()
+    model.fit(train, show_progress=False)
+    return time.perf_counter() - start
+
+
+def summary(values) -> dict:
+    arr = np.asarray(values)
+    return {"median_s": float(np.median(arr)), "q25_s": float(np.quantile(arr, 0.25)),
+            "q75_s": float(np.quantile(arr, 0.75)), "min_s": float(arr.min()), "max_s": float(arr.max()),
+            "n": int(arr.size)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/amazon-baby"))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--epochs-per-round", type=int, default=5)
+    parser.add_argument("--implicit-iterations", type=int, default=10,
+                        help="n: each round fits implicit with 1 and with 1 + n iterations")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/bpr.json"))
+    args = parser.parse_args()
+
+    import implicit
+
+    threads = numba.get_num_threads()
+    train = lgrec.load_mmrec(args.data).train
+    results = {
+        "environment": {
+            "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+            "numba": numba.__version__, "implicit": implicit.__version__, "threads": threads,
+            "cpu_count": os.cpu_count(), "lgrec": lgrec.__version__, "machine": platform.machine(),
+            "load_average_at_start": list(os.getloadavg()),
+        },
+        "compile": compile_times(),
+        "dataset": {"n_users": int(train.shape[0]), "n_items": int(train.shape[1]), "nnz": int(train.nnz)},
+    }
+    model = LgrecMF(train, 64, seed=0)
+    model.epoch()  # warm-up (compiles nothing: the kernel is cached; touches the tables)
+    implicit_fit(train, 1, threads)
+    sampling, kernel, epoch, implicit_epochs, implicit_one, losses = [], [], [], [], [], []
+    for round_ in range(args.rounds):
+        for _ in range(args.epochs_per_round):
+            s, k, loss = model.epoch()
+            sampling.append(s)
+            kernel.append(k)
+            epoch.append(s + k)
+            losses.append(loss)
+        one = implicit_fit(train, 1, threads)
+        many = implicit_fit(train, 1 + args.implicit_iterations, threads)
+        implicit_one.append(one)
+        implicit_epochs.append((many - one) / args.implicit_iterations)
+        print(f"round {round_ + 1}: lgrec epoch {np.median(epoch[-args.epochs_per_round:]):.4f} s "
+              f"(kernel {np.median(kernel[-args.epochs_per_round:]):.4f} s), implicit epoch "
+              f"{implicit_epochs[-1]:.4f} s (1-iteration fit {one:.4f} s)", flush=True)
+    results["lgrec_sampling"] = summary(sampling)
+    results["lgrec_kernel"] = summary(kernel)
+    results["lgrec_epoch"] = summary(epoch)
+    results["implicit_epoch"] = summary(implicit_epochs)
+    results["implicit_fit_1_iteration"] = summary(implicit_one)
+    results["lgrec_mean_loss_per_epoch"] = losses
+    results["lgrec_epoch_over_implicit_epoch"] = results["lgrec_epoch"]["median_s"] / results["implicit_epoch"]["median_s"]
+    results["lgrec_kernel_over_implicit_epoch"] = results["lgrec_kernel"]["median_s"] / results["implicit_epoch"]["median_s"]
+    results["environment"]["load_average_at_end"] = list(os.getloadavg())
+    print(json.dumps({key: results[key] for key in ("lgrec_epoch", "lgrec_kernel", "lgrec_sampling", "implicit_epoch",
+                                                     "implicit_fit_1_iteration", "lgrec_epoch_over_implicit_epoch",
+                                                     "lgrec_kernel_over_implicit_epoch", "compile", "environment")},
+                     indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The fused BPR-MF epoch kernel against MFObjective.loss_and_grads + lgrec.optim.Adam (the oracle)."""
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lgrec.kernels import bpr_adam_epoch
+from lgrec.models.bpr import MFObjective
+from lgrec.optim import Adam
+
+
+def _oracle(user, item, users, pos, neg, batch_size, reg, lr, optimizer=None):
+    """Batch by batch through the NumPy objective and the Adam class; returns losses and the optimiser."""
+    objective = MFObjective(user, item, reg)
+    optimizer = optimizer or Adam(objective.params, learning_rate=lr)
+    losses = []
+    for start in range(0, users.shape[0], batch_size):
+        window = slice(start, start + batch_size)
+        loss, grads, _ = objective.loss_and_grads(users[window], pos[window], neg[window])
+        optimizer.step(objective.params, grads)
+        losses.append(loss)
+    return np.array(losses), optimizer
+
+
+def _problem(seed, n_users, n_items, dim, n, dtype, scale=0.5):
+    rng = np.random.default_rng(seed)
+    user = (scale * rng.standard_normal((n_users, dim))).astype(dtype)
+    item = (scale * rng.standard_normal((n_items, dim))).astype(dtype)
+    users = rng.integers(0, n_users, n).astype(np.int32)
+    pos = rng.integers(0, n_items, n).astype(np.int32)
+    neg = rng.integers(0, n_items, n).astype(np.int32)
+    return user, item, users, pos, neg
+
+
+def _kernel(user, item, users, pos, neg, batch_size, reg, lr, state=None):
+    state = state or {"m": [np.zeros_like(user), np.zeros_like(item)], "v": [np.zeros_like(user), np.zeros_like(item)],
+                      "steps": [0, 0]}
+    losses = bpr_adam_epoch(user, item, state["m"][0], state["v"][0], state["m"][1], state["v"][1], users, pos, neg,
+                            batch_size=batch_size, regularization=reg, learning_rate=lr, beta1=0.9, beta2=0.999,
+                            eps=1e-8, user_step=state["steps"][0], item_step=state["steps"][1])
+    state["steps"] = [s + losses.shape[0] for s in state["steps"]]
+    return losses, state
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_users=st.integers(1, 9), n_items=st.integers(2, 9),
+       dim=st.sampled_from([1, 3, 8]), n=st.integers(1, 40), batch_size=st.integers(1, 16),
+       reg=st.sampled_from([0.0, 1e-2, 0.5]), id_dtype=st.sampled_from([np.int32, np.int64]))
+def test_epoch_matches_objective_and_adam_float64(seed, n_users, n_items, dim, n, batch_size, reg, id_dtype):
+    """Repeated users and items within a batch, a short last batch, positives equal to negatives."""
+    user, item, users, pos, neg = _problem(seed, n_users, n_items, dim, n, np.float64)
+    pos = pos.astype(id_dtype)
+    ref_user, ref_item = user.copy(), item.copy()
+    ref_losses, optimizer = _oracle(ref_user, ref_item, users, pos, neg, batch_size, reg, 0.05)
+    losses, state = _kernel(user, item, users, pos, neg, batch_size, reg, 0.05)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(user, ref_user, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(item, ref_item, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(state["m"][1], optimizer.m["item"], rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(state["v"][0], optimizer.v["user"], rtol=1e-11, atol=1e-16)
+    assert state["steps"] == [optimizer.steps["user"], optimizer.steps["item"]]
+
+
+def test_second_epoch_continues_the_step_counts_and_untouched_rows_stay():
+    user, item, users, pos, neg = _problem(1, 30, 20, 4, 50, np.float64)
+    ref_user, ref_item = user.copy(), item.copy()
+    _, optimizer = _oracle(ref_user, ref_item, users, pos, neg, 8, 0.1, 0.02)
+    _, state = _kernel(user, item, users, pos, neg, 8, 0.1, 0.02)
+    order = np.random.default_rng(2).permutation(50)
+    ref_losses, _ = _oracle(ref_user, ref_item, users[order], pos[order], neg[order], 8, 0.1, 0.02, optimizer)
+    losses, state = _kernel(user, item, users[order], pos[order], neg[order], 8, 0.1, 0.02, state)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-12)
+    np.testing.assert_allclose(user, ref_user, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(item, ref_item, rtol=1e-11, atol=1e-13)
+    untouched = np.setdiff1d(np.arange(30), users)
+    assert untouched.size and not state["m"][0][untouched].any()
+
+
+def test_epoch_matches_objective_and_adam_float32():
+    user, item, users, pos, neg = _problem(3, 200, 150, 64, 3000, np.float32, scale=0.1)
+    ref_user, ref_item = user.copy(), item.copy()
+    ref_losses, _ = _oracle(ref_user, ref_item, users, pos, neg, 256, 1e-4, 1e-3)
+    losses, _ = _kernel(user, item, users, pos, neg, 256, 1e-4, 1e-3)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    np.testing.assert_allclose(user, ref_user, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(item, ref_item, rtol=1e-4, atol=1e-5)
+    assert user.dtype == np.float32
+
+
+def test_saturated_margins_give_finite_losses():
+    user = np.full((2, 3), 30.0)
+    item = np.array([[30.0] * 3, [-30.0] * 3])
+    users, pos, neg = np.array([0, 1]), np.array([0, 1]), np.array([1, 0])  # x = +5400 and -5400
+    losses, _ = _kernel(user, item, users, pos, neg, 2, 0.0, 1e-3)
+    np.testing.assert_allclose(losses, [5400.0 / 2], rtol=1e-12)
+    assert np.isfinite(user).all() and np.isfinite(item).all()
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 Numba threads")
+def test_bit_identical_for_one_and_two_threads():
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            user, item, users, pos, neg = _problem(4, 300, 100, 16, 5000, np.float32)
+            losses, state = _kernel(user, item, users, pos, neg, 512, 1e-3, 1e-2)
+            results.append((losses, user, item, *state["m"], *state["v"]))
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_invalid_arguments_are_named():
+    user, item, users, pos, neg = _problem(0, 4, 5, 2, 6, np.float32)
+    m = [np.zeros_like(user), np.zeros_like(user), np.zeros_like(item), np.zeros_like(item)]
+    kwargs = dict(batch_size=2, regularization=0.0, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                  user_step=0, item_step=0)
+    with pytest.raises(ValueError, match="item_v must have dtype float32"):
+        bpr_adam_epoch(user, item, *m[:3], m[3].astype(np.float64), users, pos, neg, **kwargs)
+    with pytest.raises(ValueError, match="user must be C-contiguous"):
+        bpr_adam_epoch(np.asfortranarray(user), item, *m, users, pos, neg, **kwargs)
+    with pytest.raises(ValueError, match=r"neg must hold ids in \[0, 5\)"):
+        bpr_adam_epoch(user, item, *m, users, pos, neg + 5, **kwargs)
+    with pytest.raises(ValueError, match="pos must be a 1-D integer array of length 6"):
+        bpr_adam_epoch(user, item, *m, users, pos[:3], neg, **kwargs)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        bpr_adam_epoch(user, item, *m, users, pos, neg, **{**kwargs, "batch_size": 0})
+    with pytest.raises(ValueError, match="item_step must be a non-negative int"):
+        bpr_adam_epoch(user, item, *m, users, pos, neg, **{**kwargs, "item_step": -1})
