@@ -117,3 +117,22 @@ def test_auto_batch_size_keeps_the_steps_per_epoch_fixed(synthetic):
     assert model.batch_size_ == AUTO_MIN_BATCH
     with pytest.raises(ValueError, match=r"'batch_size' parameter of LightGCN must be an int in the range \[1, inf\) or 'auto'"):
         lgrec.LightGCN(batch_size="big").fit(synthetic.train)
+
+
+def test_bprmf_fused_epoch_equals_the_generic_batch_loop():
+    from lgrec.models.bpr import MFObjective
+    from lgrec.optim import Adam
+
+    rng = np.random.default_rng(3)
+    train_matrix = random_interactions(rng, 40, 30, 0.2)
+    users, pos, neg = TripletSampler(train_matrix).epoch(rng)
+    fused = MFObjective(0.1 * rng.standard_normal((40, 8)), 0.1 * rng.standard_normal((30, 8)), 0.01)
+    generic = MFObjective(fused.params["user"].copy(), fused.params["item"].copy(), 0.01)
+    fused_opt, generic_opt = Adam(fused.params, 0.01), Adam(generic.params, 0.01)
+    for _ in range(2):
+        a, _ = fused.run_epoch(users, pos, neg, fused_opt, 16, None)
+        b, _ = Objective.run_epoch(generic, users, pos, neg, generic_opt, 16, None)
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    for name in ("user", "item"):
+        np.testing.assert_allclose(fused.params[name], generic.params[name], rtol=1e-9, atol=1e-12)
+        assert fused_opt.steps[name] == generic_opt.steps[name]

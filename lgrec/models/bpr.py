@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_random_state
+from ..kernels import bpr_adam_epoch
 from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..objective import Objective
 from ..optim import row_grad
@@ -49,6 +50,28 @@ class MFObjective(Objective):
             "item": row_grad(np.concatenate([pos, neg]), np.concatenate([d_i, d_j])),
         }
         return loss, grads, state
+
+    def run_epoch(self, users, pos, neg, optimizer, batch_size: int, state, on_batch=None):
+        """The whole epoch in one fused Numba kernel (:func:`lgrec.kernels.bpr_adam_epoch`).
+
+        The same arithmetic as :meth:`loss_and_grads` followed by ``optimizer.step`` per
+        batch (``tests/test_bpr_kernel.py``), without the per-batch Python calls.
+        """
+        user_step, item_step = optimizer.steps["user"], optimizer.steps["item"]
+        losses = bpr_adam_epoch(
+            self.params["user"], self.params["item"], optimizer.m["user"], optimizer.v["user"],
+            optimizer.m["item"], optimizer.v["item"], users, pos, neg, batch_size=batch_size,
+            regularization=self.regularization, learning_rate=optimizer.learning_rate, beta1=optimizer.beta1,
+            beta2=optimizer.beta2, eps=optimizer.eps, user_step=user_step, item_step=item_step,
+            user_learning_rate=optimizer.learning_rates.get("user"),
+            item_learning_rate=optimizer.learning_rates.get("item"),
+        )
+        optimizer.steps["user"] += losses.shape[0]
+        optimizer.steps["item"] += losses.shape[0]
+        if on_batch is not None:
+            for _ in range(losses.shape[0]):
+                on_batch()
+        return losses, state
 
     def scorer(self) -> FactorScorer:
         return FactorScorer(self.params["user"], self.params["item"])
