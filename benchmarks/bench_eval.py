@@ -10,7 +10,8 @@ Runs the baseline checkout (a git ref, exported with ``git archive`` into a
 temporary folder) and the installed lgrec (this checkout) in fresh processes,
 alternating round by round so both see the same machine load. Every process
 warms up (JIT compile, caches), then times ``--repeats`` evaluations and
-reports the median; it also hashes the top-50 rankings of every user and the
+reports the median (JIT compile time of the kernels is measured separately, in
+fresh processes with an empty Numba cache); it also hashes the top-50 rankings of every user and the
 metric values, so the script checks that both checkouts rank identically::
 
     flock /tmp/lgrec-bench.lock python benchmarks/bench_eval.py --baseline main --rounds 5 \\
@@ -64,6 +65,33 @@ for _ in range(repeats):
 print(json.dumps({"lgrec_file": lgrec.__file__, "times_s": times, "median_s": float(np.median(times)),
                   "rankings_sha256": digest.hexdigest(), "metrics": metrics, "numba_threads": numba.get_num_threads()}))
 """
+
+
+COMPILE_SNIPPET = """
+import time
+import numpy as np, scipy.sparse as sp
+t0 = time.perf_counter()
+from lgrec.kernels import hits_in_sorted, topk_exclude_serial
+t1 = time.perf_counter()
+m = sp.csr_matrix(np.eye(4, 6, dtype=np.float32))
+ids = np.empty((4, 2), np.int64); top = np.empty((4, 2), np.float32)
+topk_exclude_serial(np.ones((4, 6), np.float32), 2, m.indptr, m.indices, ids, top)
+hits = np.empty((4, 2), bool); hits_in_sorted(ids, m.indptr, m.indices, hits)
+print(t1 - t0, time.perf_counter() - t1)
+"""
+
+
+def compile_times() -> dict:
+    """Import and first-call time of the evaluation kernels (this checkout) in fresh processes:
+    with an empty Numba cache, then with the cache filled."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("cold_cache", "warm_cache"):
+            text = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET], env=env, capture_output=True, text=True,
+                                  check=True).stdout.split()
+            out[label] = {"import_s": float(text[0]), "first_calls_s": float(text[1])}
+    return out
 
 
 def export(ref: str, folder: Path) -> Path:
@@ -120,6 +148,7 @@ def main() -> None:
         "median_ratio_before_over_after": float(np.median([r["ratio"] for r in rounds])),
         "identical_rankings_and_scores": same_rankings,
         "max_abs_metric_difference": metric_diff,
+        "compile": compile_times(),
     }
     print(json.dumps(summary, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
