@@ -27,7 +27,7 @@ Usage (timings under the shared lock)::
     flock /tmp/lgrec-bench.lock python benchmarks/bench_dask.py --users 1000000 --configs single,dask-1,dask-2
     flock /tmp/lgrec-bench.lock python benchmarks/bench_dask.py --users 10000000 --configs dask-2
 
-Results are merged into ``benchmarks/results/dask.json`` (one entry per size and configuration).
+Every run is appended to ``benchmarks/results/dask.json`` (earlier runs are kept).
 """
 
 from __future__ import annotations
@@ -284,7 +284,8 @@ def main(argv=None) -> None:
         if code == 0 and result_path.exists():
             entry.update(json.loads(result_path.read_text()))
         print(json.dumps(entry, indent=1), flush=True)
-        report["runs"] = [r for r in report["runs"] if (r["users"], r["config"]) != (args.users, config)] + [entry]
+        entry["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        report["runs"].append(entry)
         out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
 
