@@ -184,7 +184,8 @@ def cmd_recommend(args) -> int:
 def _recommend_to_parquet(args, model, users) -> int:
     """``lgrec recommend --out PATH [--scheduler ADDRESS|local]``: :func:`lgrec.dask.recommend` streamed to Parquet.
 
-    Without ``--scheduler``, Dask's local threaded scheduler; ``local`` starts a
+    Without ``--scheduler``, Dask's synchronous scheduler in this process (partitions one
+    after the other, each ranked on two threads as ``lgrec recommend`` does); ``local`` starts a
     ``LocalCluster`` (one single-threaded worker process per core); an address
     connects to a running scheduler. Every partition is written by the worker
     that ranks it: one Parquet file per partition under PATH.
@@ -209,7 +210,7 @@ def _recommend_to_parquet(args, model, users) -> int:
             model, None if dataset is None else dataset.train, k=args.k, client=client, users=users,
             filter_already_liked_items=dataset is not None, dataset=dataset,
         )
-        frame.to_parquet(args.out, compute_kwargs={} if client is None else {"scheduler": client.get})
+        frame.to_parquet(args.out, compute_kwargs={"scheduler": "sync" if client is None else client.get})
     finally:
         if client is not None:
             client.close()

@@ -193,7 +193,8 @@ def recommend(
         ``k`` candidate items (no padding rows). Nothing runs until it is
         computed, e.g. ``recommend(...).to_parquet("recs/")``, which writes one
         file per partition from the workers. Ids and scores equal those of
-        ``model.recommend(users, interactions[users], k)``.
+        ``model.recommend(users, interactions[users], k)`` (on ``distributed``
+        workers or the synchronous scheduler; see the module notes).
     """
     dd = _import_dask().dataframe
     owner = "lgrec.dask.recommend"

@@ -222,11 +222,12 @@ def test_cli_recommend_all_users_to_parquet(client, data, lightgcn, tmp_path, ca
     assert np.array_equal(got_ids, ids) and np.array_equal(got_scores, scores)
     assert main(["recommend", str(model_path), "--users", "0,1", "--scheduler", address]) == 2
     assert "--scheduler needs --out" in capsys.readouterr().err
-    local = tmp_path / "two.parquet"  # --out alone: Dask's threaded scheduler in this process
+    local = tmp_path / "two.parquet"  # --out alone: Dask's synchronous scheduler in this process
     assert main(["recommend", str(model_path), str(folder), "--users", "7,3", "--k", "4", "--out", str(local)]) == 0
     back = pd.read_parquet(local).reset_index(drop=True)
     assert back["user"].tolist() == [7] * 4 + [3] * 4
     assert np.array_equal(back["item"].to_numpy().reshape(2, 4), ids[[7, 3]])
+    assert np.array_equal(back["score"].to_numpy().reshape(2, 4), scores[[7, 3]])
 
 
 class KillsItsWorkerOnce(BPRMF):
