@@ -277,13 +277,21 @@ def _random_labels(users: np.ndarray, valid_size: float, test_size: float, rng: 
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     position = np.empty(users.shape[0], dtype=np.int64)
     position[order] = np.arange(users.shape[0]) - np.repeat(starts, counts)
-    n = counts[codes]
+    return _holdout_labels(position, counts[codes], valid_size, test_size)
+
+
+def _holdout_labels(position: np.ndarray, n: np.ndarray, valid_size: float, test_size: float) -> np.ndarray:
+    """Split labels (0 train, 1 valid, 2 test) from each pair's random position among its user's ``n`` pairs.
+
+    About ``test_size`` and ``valid_size`` of each user's pairs (rounded half up) are held
+    out, the first positions going to test; at least one pair per user stays in train.
+    """
     n_test = np.floor(n * test_size + 0.5).astype(np.int64)
     n_valid = np.floor(n * valid_size + 0.5).astype(np.int64)
     over = np.maximum(n_test + n_valid - (n - 1), 0)
     n_valid = np.maximum(n_valid - over, 0)
     n_test = np.minimum(n_test, n - 1 - n_valid)
-    labels = np.zeros(users.shape[0], dtype=np.int8)
+    labels = np.zeros(position.shape[0], dtype=np.int8)
     labels[position < n_test + n_valid] = 1
     labels[position < n_test] = 2
     return labels

@@ -32,9 +32,23 @@ from threadpoolctl import threadpool_limits
 from ._validation import check_interactions
 from .kernels import hits_in_sorted, topk_exclude_serial
 
-__all__ = ["METRICS", "evaluate", "rank_blocks", "restrict_items"]
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "METRICS",
+    "average_metric_sums",
+    "block_metric_sums",
+    "evaluate",
+    "prepare_evaluation",
+    "rank_blocks",
+    "restrict_items",
+]
 
 METRICS = ("recall", "ndcg", "precision", "map")
+
+#: Users scored at once by :func:`rank_blocks` unless told otherwise (``Recommender.recommend``
+#: and :func:`evaluate` use it). A partition of users that starts at a multiple of it is
+#: ranked in exactly the blocks one process would use (so :mod:`lgrec.dask` gives the same bits).
+DEFAULT_BLOCK_SIZE = 1024
 
 
 def _check_k(k) -> tuple[int, ...]:
@@ -51,7 +65,7 @@ def rank_blocks(
     users: np.ndarray,
     k: int,
     exclude: sp.csr_matrix | None,
-    block_size: int = 1024,
+    block_size: int = DEFAULT_BLOCK_SIZE,
 ):
     """Yield ``(users_block, top_ids, top_scores)`` for consecutive blocks of users, in order.
 
@@ -132,7 +146,7 @@ def evaluate(
     exclude=None,
     k: int | Sequence[int] = (5, 10, 20, 50),
     *,
-    block_size: int = 1024,
+    block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> dict[str, float]:
     """Top-K Recall, NDCG, Precision and MAP of a fitted model over all items.
 
@@ -157,6 +171,24 @@ def evaluate(
         plus ``"n_users"`` (users evaluated) and ``"seconds"``.
     """
     started = time.perf_counter()
+    ks, truth, exclude, users = prepare_evaluation(model, truth, exclude, k)
+    sums = block_metric_sums(model.score_users, users, truth, exclude, ks, block_size)
+    result = average_metric_sums(sums, ks, users.shape[0])
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def prepare_evaluation(model, truth, exclude, k) -> tuple[tuple[int, ...], sp.csr_matrix, sp.csr_matrix | None, np.ndarray]:
+    """Validated inputs of :func:`evaluate`.
+
+    Returns
+    -------
+    ks : tuple of int
+        Sorted distinct cut-offs.
+    truth, exclude : scipy.sparse.csr_matrix of shape (n_users, n_items), canonical (exclude may be None)
+    users : ndarray of shape (n_evaluated,), int64
+        Users with at least one truth item, ascending.
+    """
     ks = _check_k(k)
     truth = check_interactions(truth, "truth", allow_empty=True)
     n_items = getattr(model, "n_items_", truth.shape[1])
@@ -164,24 +196,66 @@ def evaluate(
         raise ValueError(f"truth has {truth.shape[1]} item columns but the model was fitted on {n_items} items.")
     if exclude is not None:
         exclude = check_interactions(exclude, "exclude", shape=truth.shape, allow_empty=True)
-    n_truth_all = np.diff(truth.indptr)
-    users = np.flatnonzero(n_truth_all).astype(np.int64)
+    users = np.flatnonzero(np.diff(truth.indptr)).astype(np.int64)
     n_users_model = getattr(model, "n_users_", truth.shape[0])
     if truth.shape[0] > n_users_model:
         raise ValueError(f"truth has {truth.shape[0]} user rows but the model was fitted on {n_users_model} users.")
-    totals = dict.fromkeys((f"{m}@{kk}" for kk in ks for m in METRICS), 0.0)
+    return ks, truth, exclude, users
+
+
+def block_metric_sums(
+    score_users: Callable[[np.ndarray], np.ndarray],
+    users: np.ndarray,
+    truth: sp.csr_matrix,
+    exclude: sp.csr_matrix | None,
+    ks: tuple[int, ...],
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> list[dict[str, float]]:
+    """Per-block sums of every metric over the users of that block, in block order.
+
+    Parameters
+    ----------
+    score_users : callable
+        Maps user ids of shape (b,) to scores of shape (b, n_items).
+    users : ndarray of shape (n,), int64
+        Users to rank (each with at least one truth item).
+    truth, exclude : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        As returned by :func:`prepare_evaluation`.
+    ks : tuple of int
+    block_size : int, default=1024
+
+    Returns
+    -------
+    list of dict of str to float
+        One dict per block of ``block_size`` users (keys as in :func:`evaluate`).
+    """
+    n_truth = np.diff(truth.indptr)
     truth_rows = truth[users]
     start = 0
-    for block, ids, _ in rank_blocks(model.score_users, users, max(ks), exclude, block_size):
+    sums = []
+    for block, ids, _ in rank_blocks(score_users, users, max(ks), exclude, block_size):
         hits = np.empty(ids.shape, dtype=np.bool_)
         hits_in_sorted(ids, truth_rows.indptr[start : start + block.shape[0] + 1], truth_rows.indices, hits)
         start += block.shape[0]
-        for key, value in _metric_sums(hits, n_truth_all[block], ks).items():
+        sums.append(_metric_sums(hits, n_truth[block], ks))
+    return sums
+
+
+def average_metric_sums(sums: Sequence[dict[str, float]], ks: tuple[int, ...], n_users: int) -> dict[str, float]:
+    """Add block sums in order and divide by the number of users: the metrics of :func:`evaluate`.
+
+    Returns
+    -------
+    dict of str to float
+        ``"recall@K"``, ... for every K, and ``"n_users"``.
+    """
+    totals = dict.fromkeys((f"{m}@{kk}" for kk in ks for m in METRICS), 0.0)
+    for block in sums:
+        for key, value in block.items():
             totals[key] += value
-    n = max(users.shape[0], 1)
+    n = max(n_users, 1)
     result = {key: value / n for key, value in totals.items()}
-    result["n_users"] = int(users.shape[0])
-    result["seconds"] = time.perf_counter() - started
+    result["n_users"] = int(n_users)
     return result
 
 

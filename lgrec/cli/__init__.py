@@ -157,7 +157,9 @@ def cmd_evaluate(args) -> int:
 
 def cmd_recommend(args) -> int:
     model = _load_any(args.model_path)
-    users = np.asarray(args.users, dtype=np.int64)
+    users = np.arange(model.n_users_, dtype=np.int64) if args.all else np.asarray(args.users, dtype=np.int64)
+    if args.out or args.scheduler:
+        return _recommend_to_parquet(args, model, users)
     if args.data_dir:
         dataset = load_mmrec(args.data_dir)
         ids, scores = model.recommend(users, dataset.train[users], k=args.k)
@@ -177,6 +179,45 @@ def cmd_recommend(args) -> int:
     else:
         for row in rows:
             print(f"user {row['user']}: " + " ".join(map(str, row.get("original_item_ids", row["items"]))))
+    return 0
+
+
+def _recommend_to_parquet(args, model, users) -> int:
+    """``lgrec recommend --out PATH [--scheduler ADDRESS|local]``: :func:`lgrec.dask.recommend` streamed to Parquet.
+
+    Without ``--scheduler``, Dask's synchronous scheduler in this process (partitions one
+    after the other, each ranked on two threads as ``lgrec recommend`` does); ``local`` starts a
+    ``LocalCluster`` (one single-threaded worker process per core); an address
+    connects to a running scheduler. Every partition is written by the worker
+    that ranks it: one Parquet file per partition under PATH.
+    """
+    if not args.out:
+        raise ValueError("--scheduler needs --out PATH: distributed recommendations are written to Parquet, not printed.")
+    from .. import dask as lgrec_dask
+
+    try:
+        lgrec_dask._import_dask()
+        if args.scheduler:
+            import distributed
+    except ImportError as exc:
+        raise SystemExit(f"lgrec recommend: --out/--scheduler: {exc}") from None
+    dataset = load_mmrec(args.data_dir) if args.data_dir else None
+    cluster = None
+    if args.scheduler == "local":
+        cluster = distributed.LocalCluster(threads_per_worker=1)
+    client = None if args.scheduler is None else distributed.Client(cluster or args.scheduler, set_as_default=False)
+    try:
+        frame = lgrec_dask.recommend(
+            model, None if dataset is None else dataset.train, k=args.k, client=client, users=users,
+            filter_already_liked_items=dataset is not None, dataset=dataset,
+        )
+        frame.to_parquet(args.out, compute_kwargs={"scheduler": "sync" if client is None else client.get})
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    print(f"wrote the top {args.k} of {users.shape[0]} users to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -299,9 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      "in the train split are filtered and original ids are printed when known.")
     rec.add_argument("model_path", metavar="MODEL")
     rec.add_argument("data_dir", metavar="DATA_DIR", nargs="?", help="dataset folder (to filter seen items)")
-    rec.add_argument("--users", type=_int_list, required=True, help="comma-separated user ids, e.g. 0,1,2")
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--users", type=_int_list, help="comma-separated user ids, e.g. 0,1,2")
+    who.add_argument("--all", action="store_true", help="every user of the model")
     rec.add_argument("--k", type=int, default=10)
     rec.add_argument("--json", action="store_true", help="print JSON (ids and scores)")
+    rec.add_argument("--out", metavar="PATH",
+                     help="write Parquet (columns user, rank, item, score; one file per partition) instead of "
+                          "printing; runs on Dask (needs lgrec[dask])")
+    rec.add_argument("--scheduler", metavar="ADDRESS|local",
+                     help="with --out: rank on a Dask scheduler at ADDRESS, or 'local' for a LocalCluster")
     rec.set_defaults(func=cmd_recommend)
 
     comp = sub.add_parser(
