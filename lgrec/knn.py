@@ -34,7 +34,8 @@ from ._numeric import unit_rows
 from ._validation import check_float, check_int
 from .kernels import topk_exclude
 
-__all__ = ["content_memory", "knn_adjacency", "modality_graph", "modality_graphs", "symmetric_normalize"]
+__all__ = ["content_memory", "content_similarity", "knn_adjacency", "modality_graph", "modality_graphs",
+           "neighbor_memory", "symmetric_normalize"]
 
 _BLOCK_ELEMENTS = 1 << 23  # similarities held at once (32 MiB in float32)
 
@@ -190,6 +191,11 @@ def content_memory(train: sp.csr_matrix, inputs, k: int, image_weight: float = 0
     scipy.sparse.csr_matrix of shape (n_users, n_items), float32
         Row ``u`` is :math:`\\frac{1}{|N_u|} \\sum_{j \\in N_u} s_{\\cdot j}`; indices sorted within rows.
     """
+    return neighbor_memory(train, content_similarity(inputs, k, image_weight))
+
+
+def content_similarity(inputs, k: int, image_weight: float = 0.5) -> sp.csr_matrix:
+    """The kept similarities :math:`s_{ij}` of :func:`content_memory`, shape (n_items, n_items), float32."""
     n_content = inputs.items.shape[0]
     blocks = []
     for values, pos, share in ((inputs.image, inputs.image_pos, image_weight),
@@ -205,7 +211,11 @@ def content_memory(train: sp.csr_matrix, inputs, k: int, image_weight: float = 0
     rows = np.repeat(np.arange(n_content), np.diff(adjacency.indptr))
     cosine = np.einsum("ij,ij->i", content[rows], content[adjacency.indices]).astype(np.float32)
     items = inputs.items
-    similar = sp.csr_matrix((cosine, (items[rows], items[adjacency.indices])), shape=(inputs.n_items,) * 2)
+    return sp.csr_matrix((cosine, (items[rows], items[adjacency.indices])), shape=(inputs.n_items,) * 2)
+
+
+def neighbor_memory(train: sp.csr_matrix, similar: sp.csr_matrix) -> sp.csr_matrix:
+    """:math:`m_{ui} = \\frac{1}{|N_u|}\\sum_{j \\in N_u} s_{ij}` for the rows of ``train`` (n, n_items), float32."""
     degree = np.maximum(np.diff(train.indptr), 1).astype(np.float32)
     memory = sp.csr_matrix(sp.diags(1.0 / degree) @ train @ similar.T, dtype=np.float32)
     memory.sort_indices()  # csr_lookup searches each row

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from .._base import BaseEstimator, check_is_fitted
 from .._validation import (
     check_bool,
+    check_random_state,
     check_float,
     check_int,
     check_interactions,
@@ -30,6 +31,7 @@ from ..evaluation import rank_blocks
 from ..persistence import load_model, save_model
 from ..scoring import FactorScorer
 from ..training import TripletSampler, train
+from ._foldin import bpr_fold_in, graph_fold_in, graph_item_layers
 
 __all__ = ["Recommender", "check_fit_data", "check_training_params", "xavier_normal", "xavier_uniform"]
 
@@ -43,10 +45,13 @@ class Recommender(BaseEstimator):
         Class tag: ``fit`` refuses to run without item features.
     uses_features : bool
         Class tag: ``fit`` reads item features (False: they are ignored).
+    graph_fold_in : bool
+        Class tag: new users are folded in through the trained graph (LightGCN-style models).
     """
 
     requires_features = False
     uses_features = False
+    graph_fold_in = False
 
     def _scorer(self) -> FactorScorer:
         """The fitted model's scores (subclasses add fixed score terms)."""
@@ -120,20 +125,160 @@ class Recommender(BaseEstimator):
         n_items = self.n_items_
         candidates = None if items is None else _check_item_ids(items, n_items, "items")
         excluded = self._excluded(users, user_items, filter_already_liked_items, filter_items, n_items)
-        if candidates is None:
-            score = self.score_users
-        else:
+        if candidates is not None:
             position = np.full(n_items, -1, dtype=np.int64)
             position[candidates] = np.arange(candidates.shape[0])
             excluded = _remap_columns(excluded, position, candidates.shape[0])
 
             def score(block):
-                return self.score_users(block)[:, candidates]
+                return self.score_users(users[block])[:, candidates]
+        else:
+            def score(block):
+                return self.score_users(users[block])
 
-        local = np.arange(users.shape[0])
-        ids_all = np.empty((users.shape[0], k), dtype=np.int64)
-        scores_all = np.empty((users.shape[0], k), dtype=np.float32)
-        for block, ids, top in rank_blocks(lambda rows: score(users[rows]), local, k, excluded):
+        return self._rank(score, users.shape[0], k, excluded, candidates, scalar)
+
+    #: Default number of BPR steps of the new-user fold-in (:meth:`new_user_scorer`).
+    fold_in_steps = 50
+
+    def new_user_scorer(self, user_items, *, n_steps: int | None = None, learning_rate: float = 0.05,
+                        random_state=0) -> FactorScorer:
+        """Scores of users who were not in training, from the items they interacted with.
+
+        No parameter of the model changes. The new users' factors are :math:`e_u = c_u x_u + b_u`
+        (see :mod:`lgrec.models._foldin`): :math:`b_u` and :math:`c_u` follow from the items (for
+        the graph models, the users' rows of the normalised adjacency propagated through the
+        trained item layers), :math:`x_u` is fitted by ``n_steps`` full-batch BPR steps on the
+        users' own items with every item factor fixed. Popularity and ContentKNN are exact.
+
+        Parameters
+        ----------
+        user_items : array-like of int, sequence of such, or scipy.sparse matrix of shape (n, n_items)
+            The items of one new user, of several (one sequence each), or a binary matrix.
+        n_steps : int, optional
+            BPR steps of the fold-in (default: the class attribute ``fold_in_steps``); 0 keeps
+            :math:`x_u = 0`.
+        learning_rate : float, default=0.05
+            Adam step size of the fold-in.
+        random_state : None, int or numpy.random.Generator, default=0
+            Seed of the fold-in's negative samples.
+
+        Returns
+        -------
+        lgrec.scoring.FactorScorer
+            ``score_users(rows)`` scores all items for rows of ``user_items``.
+        """
+        check_is_fitted(self)
+        matrix, _ = self._new_user_items(user_items)
+        owner = f"{type(self).__name__}.new_user_scorer"
+        n_steps = self.fold_in_steps if n_steps is None else check_int(n_steps, "n_steps", owner, low=0)
+        check_float(learning_rate, "learning_rate", owner, low=0.0, closed="neither")
+        scale, base, free = self._fold_in_parts(matrix)
+        offsets, weight = self._new_user_offsets(matrix)
+        x = bpr_fold_in(matrix, self.item_factors_, scale, base, free, n_steps=n_steps,
+                        learning_rate=learning_rate, regularization=float(getattr(self, "regularization", 0.0)),
+                        rng=check_random_state(random_state), offsets=offsets, offset_weight=weight)
+        factors = (scale[:, None] * x + base).astype(np.float32)
+        return FactorScorer(factors, self.item_factors_, offsets, weight)
+
+    def recommend_new(self, user_items, k: int = 10, filter_already_liked_items: bool = True,
+                      filter_items=None, items=None, **fold_in) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for users who were not in training, without retraining.
+
+        Parameters
+        ----------
+        user_items : array-like of int, sequence of such, or scipy.sparse matrix of shape (n, n_items)
+            Item ids of one new user (1-D result), of several (one sequence per user) or a
+            binary matrix (2-D result).
+        k : int, default=10
+        filter_already_liked_items : bool, default=True
+            Never recommend an item of the user's own items.
+        filter_items, items : array-like of int, optional
+            As in :meth:`recommend`.
+        **fold_in
+            ``n_steps``, ``learning_rate``, ``random_state`` of :meth:`new_user_scorer`.
+
+        Returns
+        -------
+        ids : ndarray of shape (k,) or (n, k), int64
+        scores : ndarray of shape (k,) or (n, k), float32
+            As in :meth:`recommend` (padding ``-1`` / ``-inf``).
+        """
+        check_is_fitted(self)
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive int; got {k!r}.")
+        matrix, scalar = self._new_user_items(user_items)
+        scorer = self.new_user_scorer(matrix, **fold_in)
+        n_items = self.n_items_
+        rows = np.arange(matrix.shape[0])
+        candidates = None if items is None else _check_item_ids(items, n_items, "items")
+        excluded = self._excluded(rows, matrix, filter_already_liked_items, filter_items, n_items)
+        if candidates is not None:
+            position = np.full(n_items, -1, dtype=np.int64)
+            position[candidates] = np.arange(candidates.shape[0])
+            excluded = _remap_columns(excluded, position, candidates.shape[0])
+
+            def score(block):
+                return scorer.score_users(block)[:, candidates]
+        else:
+            score = scorer.score_users
+        return self._rank(score, matrix.shape[0], k, excluded, candidates, scalar)
+
+    def _new_user_items(self, user_items) -> tuple[sp.csr_matrix, bool]:
+        """``user_items`` of :meth:`recommend_new` as a canonical CSR (n, n_items), and whether it was one user."""
+        n_items = self.n_items_
+        if sp.issparse(user_items):
+            matrix = check_interactions(user_items, "user_items", allow_empty=True)
+            if matrix.shape[1] != n_items:
+                raise ValueError(f"user_items has {matrix.shape[1]} item columns but the model has {n_items} items.")
+            return matrix, False
+        if isinstance(user_items, (str, bytes)) or np.ndim(user_items) == 0:
+            raise TypeError(f"user_items must be item ids of one user, a list of such lists or a sparse matrix; "
+                            f"got {type(user_items).__name__}.")
+        scalar = np.ndim(user_items) == 1 and all(np.ndim(v) == 0 for v in user_items)
+        lists = [user_items] if scalar else list(user_items)
+        rows, cols = [], []
+        for row, values in enumerate(lists):
+            ids = np.asarray(values).ravel()
+            if ids.size and not np.issubdtype(ids.dtype, np.integer):
+                raise TypeError(f"user_items must hold integer item ids; user {row} has dtype {ids.dtype}.")
+            ids = ids.astype(np.int64, copy=False)
+            bad = ids[(ids < 0) | (ids >= n_items)]
+            if bad.size:
+                raise ValueError(f"user_items of user {row} holds item ids outside [0, {n_items}): {bad[:5].tolist()}.")
+            rows.append(np.full(ids.size, row))
+            cols.append(ids)
+        shape = (len(lists), n_items)
+        data = np.concatenate(rows) if rows else np.empty(0, np.int64)
+        matrix = sp.csr_matrix((np.ones(data.size, np.float32), (data, np.concatenate(cols) if cols else data)),
+                               shape=shape)
+        return check_interactions(matrix, "user_items", allow_empty=True), scalar
+
+    def _set_graph_fold_in(self, objective) -> None:
+        """Keep what :meth:`new_user_scorer` needs of a fitted LightGCN-style objective."""
+        self.item_layers_, self.item_degree_, self.layer_weights_ = graph_item_layers(objective)
+
+    def _fold_in_parts(self, user_items: sp.csr_matrix):
+        """:math:`c_u`, :math:`b_u` and the trained columns of :math:`x_u` (matrix factorisation: 1, 0, all)."""
+        n = user_items.shape[0]
+        if self.graph_fold_in:
+            if getattr(self, "item_layers_", None) is None:
+                raise ValueError(f"this {type(self).__name__} was saved by an lgrec without new-user support "
+                                 "(no item_layers_): refit it to use recommend_new.")
+            scale, base = graph_fold_in(user_items, self.item_layers_, self.item_degree_, self.layer_weights_)
+            return scale, base, None
+        return np.ones(n, np.float32), np.zeros((n, self.item_factors_.shape[1]), np.float32), None
+
+    def _new_user_offsets(self, user_items: sp.csr_matrix):
+        """Fixed score terms of new users and their weight (none by default)."""
+        return None, 0.0
+
+    @staticmethod
+    def _rank(score, n, k, excluded, candidates, scalar):
+        """Top-``k`` of ``score(rows)`` for local rows ``0 .. n-1`` (ids mapped back through ``candidates``)."""
+        ids_all = np.empty((n, k), dtype=np.int64)
+        scores_all = np.empty((n, k), dtype=np.float32)
+        for block, ids, top in rank_blocks(score, np.arange(n), k, excluded):
             ids_all[block] = ids if candidates is None else np.where(ids >= 0, candidates[ids], -1)
             scores_all[block] = top
         if scalar:

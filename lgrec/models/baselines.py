@@ -10,6 +10,8 @@ import numpy as np
 
 from .._numeric import unit_rows
 from .._validation import check_bool, check_features
+from .._base import check_is_fitted
+from ..scoring import FactorScorer
 from ._base import Recommender, check_fit_data
 
 __all__ = ["ContentKNN", "Popularity", "normalized_content"]
@@ -50,6 +52,13 @@ class Popularity(Recommender):
         self.item_factors_ = counts[:, None]
         self.history_ = []
         return self
+
+    def new_user_scorer(self, user_items, **fold_in) -> FactorScorer:
+        """Exact: every user, new or not, gets the same popularity scores (``fold_in`` is ignored)."""
+        check_is_fitted(self)
+        matrix, _ = self._new_user_items(user_items)
+        return FactorScorer(np.ones((matrix.shape[0], 1), dtype=np.float32), self.item_factors_)
+
 
 
 def normalized_content(img_feats: np.ndarray | None, txt_feats: np.ndarray | None, n_items: int,
@@ -135,3 +144,9 @@ class ContentKNN(Recommender):
         self.item_factors_ = items
         self.history_ = []
         return self
+
+    def new_user_scorer(self, user_items, **fold_in) -> FactorScorer:
+        """Exact: the new users' profiles from their items, as in ``fit`` (``fold_in`` is ignored)."""
+        check_is_fitted(self)
+        matrix, _ = self._new_user_items(user_items)
+        return FactorScorer(unit_rows(matrix @ self.item_factors_), self.item_factors_)

@@ -263,6 +263,8 @@ class FREEDOM(Recommender):
     requires_features = True
     uses_features = True
 
+    graph_fold_in = True
+
     def __init__(
         self,
         embedding_size: int = 64,
@@ -350,5 +352,6 @@ class FREEDOM(Recommender):
         self.user_embeddings_ = objective.params["user"]
         self.item_embeddings_ = objective.params["item"]
         self.user_factors_, self.item_factors_ = objective.factors()
+        self._set_graph_fold_in(objective)
         self.item_graph_nnz_ = int(item_graph.nnz)
         return self

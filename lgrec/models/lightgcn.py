@@ -58,12 +58,27 @@ class LightGCN(Recommender):
     best_epoch_ : int
     batch_size_ : int
         Triplets per optimiser step of the fit (``batch_size`` resolved).
+    item_layers_ : ndarray of shape (n_layers, n_items, embedding_size), float32
+        Item embeddings of layers 0 .. n_layers-1 on the training graph, and
+    item_degree_ : ndarray of shape (n_items,), int64
+        training interactions per item, and
+    layer_weights_ : ndarray of shape (n_layers + 1,), float32
+        the layer weights: what :meth:`recommend_new` folds a new user in with.
+
+    Notes
+    -----
+    New users (:meth:`recommend_new`): the user's row of the normalised adjacency of the
+    training graph plus that user, propagated through the trained item layers
+    (:func:`lgrec.models._foldin.graph_fold_in`), plus a layer-0 user embedding fitted by
+    ``fold_in_steps`` BPR steps on the user's items with every item embedding fixed.
 
     References
     ----------
     .. [1] X. He, K. Deng, X. Wang, Y. Li, Y. Zhang, M. Wang. "LightGCN: Simplifying and
        Powering Graph Convolution Network for Recommendation." SIGIR 2020.
     """
+
+    graph_fold_in = True
 
     def __init__(
         self,
@@ -117,4 +132,5 @@ class LightGCN(Recommender):
         self.user_embeddings_ = objective.params["user"]
         self.item_embeddings_ = objective.params["item"]
         self.user_factors_, self.item_factors_ = objective.factors()
+        self._set_graph_fold_in(objective)
         return self

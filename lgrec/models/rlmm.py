@@ -59,7 +59,7 @@ from .._base import check_is_fitted
 from .._validation import check_bool, check_choice, check_features, check_float, check_int, check_random_state
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency
-from ..knn import content_memory, modality_graphs
+from ..knn import content_similarity, modality_graphs, neighbor_memory
 from ..losses import bpr_backward, bpr_forward
 from ..objective import GraphObjective
 from ..scoring import FactorScorer
@@ -383,6 +383,12 @@ class RLMultimodalRec(Recommender):
         Items without training interactions (scored from content only when ``cold_start``).
     memory_data_, memory_indices_, memory_indptr_ : ndarray or None
         CSR arrays of the memory :math:`m` (n_users x n_items at fit time).
+    similar_data_, similar_indices_, similar_indptr_ : ndarray or None
+        CSR arrays of the kept item similarities :math:`s` (n_items x n_items at fit time),
+        from which :meth:`recommend_new` computes a new user's memory row.
+    item_layers_, item_degree_, layer_weights_ : ndarray
+        What :meth:`recommend_new` folds a new user in with (see :class:`lgrec.LightGCN`): layer-0
+        items (ID embedding plus fused content) and their propagated layers.
     history_ : list of dict
     best_epoch_ : int
     batch_size_ : int
@@ -396,6 +402,8 @@ class RLMultimodalRec(Recommender):
     """
 
     uses_features = True
+
+    graph_fold_in = True
 
     def __init__(
         self,
@@ -490,12 +498,14 @@ class RLMultimodalRec(Recommender):
         user = xavier_uniform(rng, n_users, dim)
         item = xavier_uniform(rng, n_items, dim)
         inputs, stats, fusion, memory, item_graphs = None, {"image": None, "text": None}, {}, None, None
+        similar = None
         if img is not None or txt is not None:
             inputs, stats = prepare_features(img, txt, n_items, self.feature_scaling)
             fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim,
                                         projection=self.projection_init, input_norms=inputs.input_norms())
             if self.n_neighbors and self.memory_weight > 0 and inputs.items.size > 1:
-                memory = content_memory(train_matrix, inputs, self.n_neighbors, self.image_weight)
+                similar = content_similarity(inputs, self.n_neighbors, self.image_weight)
+                memory = neighbor_memory(train_matrix, similar)
             if self.item_graph and self.n_neighbors:
                 item_graphs = modality_graphs(inputs, self.n_neighbors)
         objective = RLMMObjective(
@@ -509,6 +519,7 @@ class RLMultimodalRec(Recommender):
         self.user_embeddings_ = objective.params["user"]
         self.item_embeddings_ = objective.params["item"]
         self.user_factors_, self.item_factors_ = objective.factors()
+        self._set_graph_fold_in(objective)
         self.cold_items_ = np.flatnonzero(np.diff(objective.graph.r_norm_t.indptr) == 0)
         for key, attr in _FUSION_ATTRS.items():
             setattr(self, attr, objective.params.get(key))
@@ -521,7 +532,24 @@ class RLMultimodalRec(Recommender):
             self.gate_[inputs.items] = cache[0]
         self.image_share_ = _image_share(self.gate_)
         self._set_memory(objective.score_terms)
+        self.similar_data_, self.similar_indices_, self.similar_indptr_ = (
+            (None, None, None) if memory is None else (similar.data, similar.indices, similar.indptr))
         return self
+
+    def _new_user_offsets(self, user_items):
+        """The memory rows :math:`m_{u,:}` of new users from the kept item similarities, and :math:`\\alpha`."""
+        if getattr(self, "similar_data_", None) is None:
+            if self._memory() is not None:
+                raise ValueError("this RLMultimodalRec was saved by an lgrec without new-user support "
+                                 "(no similar_data_): refit it to use recommend_new.")
+            return None, 0.0
+        n_known = self.similar_indptr_.shape[0] - 1
+        similar = sp.csr_matrix((self.similar_data_, self.similar_indices_, self.similar_indptr_),
+                                shape=(n_known, n_known))
+        rows = user_items[:, :n_known]
+        memory = neighbor_memory(rows, similar)
+        memory.resize((user_items.shape[0], user_items.shape[1]))
+        return memory, self.memory_weight
 
     def _set_memory(self, memory: sp.csr_matrix | None) -> None:
         self.memory_data_ = None if memory is None else memory.data

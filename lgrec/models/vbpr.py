@@ -319,3 +319,12 @@ class VBPR(Recommender):
         self.user_factors_, self.item_factors_ = objective.factors()
         self.projection_ = np.concatenate([objective.params[f"{m}_proj"] for m in features])
         return self
+
+    def _fold_in_parts(self, user_items):
+        """:math:`x_u = [\\gamma_u; \\theta_u]` is fitted; with ``item_bias`` the last column is the constant 1."""
+        scale, base, free = super()._fold_in_parts(user_items)
+        if self.item_bias:
+            base[:, -1] = 1.0
+            free = np.ones(base.shape[1], dtype=bool)
+            free[-1] = False
+        return scale, base, free
