@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from ._base import DataWarning
 from ._validation import check_features, check_float, check_interactions, check_random_state
 
-__all__ = ["ITEM_GROUP_COLUMNS", "Dataset", "load_mmrec", "save_mmrec"]
+__all__ = ["ITEM_GROUP_COLUMNS", "Dataset", "UnknownIdError", "load_mmrec", "save_mmrec"]
 
 _SPLIT_LABELS = {"train": 0, "valid": 1, "test": 2}
 _MODALITIES = ("image", "text")
@@ -92,6 +92,39 @@ class Dataset:
     @property
     def n_items(self) -> int:
         return self.train.shape[1]
+
+    def user_index(self, ids) -> np.ndarray:
+        """lgrec user ids (row numbers) of original user ids.
+
+        Parameters
+        ----------
+        ids : scalar or array-like
+            Original ids as in ``user_ids`` (compared as they are, then as strings, so ``"0042"``
+            and ``42`` are different ids, and a command line's ``"42"`` finds an int id 42).
+            Without ``user_ids`` the ids are lgrec ids already and are range-checked.
+
+        Returns
+        -------
+        ndarray of shape (n,), int64
+
+        Raises
+        ------
+        UnknownIdError
+            A KeyError (and ValueError) naming the unknown ids (up to 5) and how many there were.
+        """
+        return _index_of(self.user_ids, ids, "user", self.n_users)
+
+    def item_index(self, ids) -> np.ndarray:
+        """lgrec item ids (column numbers) of original item ids; see :meth:`user_index`."""
+        return _index_of(self.item_ids, ids, "item", self.n_items)
+
+    def original_user_ids(self, index) -> np.ndarray:
+        """Original ids of lgrec user ids (``None`` for ``-1`` padding), shape of ``index``, object."""
+        return _original(self.user_ids, index)
+
+    def original_item_ids(self, index) -> np.ndarray:
+        """Original ids of lgrec item ids (``None`` for ``-1`` padding), shape of ``index``, object."""
+        return _original(self.item_ids, index)
 
     def cold_items(self, split: str = "test") -> np.ndarray:
         """Items with interactions in ``split`` but none in train.
@@ -227,6 +260,49 @@ class Dataset:
         return cls(*splits, name=name, user_ids=np.asarray(user_ids), item_ids=np.asarray(item_ids))
 
 
+class UnknownIdError(KeyError, ValueError):
+    """An original user or item id that the dataset does not know (a KeyError and a ValueError)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _index_of(known: np.ndarray | None, ids, kind: str, size: int) -> np.ndarray:
+    values = np.atleast_1d(np.asarray(ids, dtype=object)).ravel()
+    if known is None:
+        try:
+            index = np.array([int(v) for v in values], dtype=np.int64)
+        except (TypeError, ValueError):
+            raise UnknownIdError(f"this dataset has no original {kind} ids ({kind}_ids is None), so {kind} ids are "
+                           f"lgrec ids 0..{size - 1}; got {values[:5].tolist()}.") from None
+        bad = (index < 0) | (index >= size)
+        if bad.any():
+            raise UnknownIdError(f"{int(bad.sum())} {kind} id(s) outside 0..{size - 1}: {index[bad][:5].tolist()}.")
+        return index
+    lookup = pd.Index(known)
+    if not lookup.is_unique:
+        raise ValueError(f"{kind}_ids holds duplicate ids; cannot map them to lgrec ids.")
+    index = lookup.get_indexer(pd.Index(values, dtype=object)).astype(np.int64)
+    missing = index < 0
+    if missing.any():
+        by_text = pd.Index([str(v) for v in known]).get_indexer([str(v) for v in values[missing]])
+        index[missing] = by_text
+        missing = index < 0
+    if missing.any():
+        unknown = values[missing]
+        raise UnknownIdError(f"{int(missing.sum())} unknown {kind} id(s) (not in the dataset's {kind}_ids): "
+                       f"{[str(v) for v in unknown[:5]]}{' ...' if unknown.size > 5 else ''}.")
+    return index
+
+
+def _original(known: np.ndarray | None, index) -> np.ndarray:
+    index = np.asarray(index, dtype=np.int64)
+    out = np.full(index.shape, None, dtype=object)
+    valid = index >= 0
+    out[valid] = index[valid] if known is None else np.asarray(known, dtype=object)[index[valid]]
+    return out
+
+
 def _matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     matrix = sp.csr_matrix((np.ones(rows.shape[0], np.float32), (rows, cols)), shape=shape)
     return check_interactions(matrix, allow_empty=True)
@@ -341,7 +417,8 @@ def load_mmrec(folder: str | os.PathLike, name: str | None = None) -> Dataset:
     features = {m: _read_features(folder, m, n_items) for m in _MODALITIES}
     item_info = None
     if (folder / "item_info.csv").exists():
-        item_info = pd.read_csv(folder / "item_info.csv", dtype={"article_id": str}).set_index("itemID", drop=False)
+        item_info = pd.read_csv(folder / "item_info.csv", dtype={"article_id": str, "item_id": str,
+                                                                 "title": str}).set_index("itemID", drop=False)
     return Dataset(
         **splits,
         **features,
@@ -444,9 +521,12 @@ def _read_features(folder: Path, modality: str, n_items: int) -> np.ndarray | No
 def save_mmrec(dataset: Dataset, folder: str | os.PathLike) -> Path:
     """Write ``dataset`` as a MMRec-format folder that :func:`load_mmrec` reads back.
 
-    Writes ``<name>.inter`` (``userID itemID x_label``), and for each present
+    Writes ``<name>.inter`` (``userID itemID x_label``), for each present
     modality ``<modality>_feat.npy`` (float32, one row per item) with
-    ``<modality>_item_ids.npy``.
+    ``<modality>_item_ids.npy``, the id maps ``u_id_mapping.csv`` (``user_id,userID``) and
+    ``i_id_mapping.csv`` (``item_id,itemID``) when the dataset has original ids (written as
+    text: they read back as strings, leading zeros kept), and ``item_info.csv`` when it has item
+    metadata.
 
     Returns
     -------
@@ -466,4 +546,14 @@ def save_mmrec(dataset: Dataset, folder: str | os.PathLike) -> Path:
         if features is not None:
             np.save(folder / f"{modality}_feat.npy", np.asarray(features, dtype=np.float32))
             np.save(folder / f"{modality}_item_ids.npy", np.arange(dataset.n_items, dtype=np.int64))
+    for ids, kind in ((dataset.user_ids, "user"), (dataset.item_ids, "item")):
+        if ids is not None:
+            column = f"{kind}ID"
+            pd.DataFrame({f"{kind}_id": np.asarray(ids, dtype=object), column: np.arange(len(ids))}).to_csv(
+                folder / f"{kind[0]}_id_mapping.csv", index=False)
+    if dataset.item_info is not None:
+        info = dataset.item_info
+        if "itemID" not in info.columns:
+            info = info.rename_axis("itemID").reset_index()
+        info.to_csv(folder / "item_info.csv", index=False)
     return folder

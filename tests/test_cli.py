@@ -3,9 +3,10 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from lgrec import save_mmrec
+from lgrec import BPRMF, Dataset, load_mmrec, save_mmrec
 from lgrec.cli import main
 from lgrec.datasets import make_multimodal
 
@@ -35,7 +36,7 @@ def test_fit_evaluate_recommend(data_dir, tmp_path, capsys):
 
     assert main(["recommend", str(model_path), str(data_dir), "--users", "0,3", "--k", "5", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["user"] for r in rows] == [0, 3] and all(len(r["items"]) == 5 for r in rows)
+    assert [r["user"] for r in rows] == ["0", "3"] and all(len(r["items"]) == 5 for r in rows)
 
 
 def test_errors_are_reported_with_exit_code_2(data_dir, tmp_path, capsys):
@@ -65,3 +66,67 @@ def test_fit_rlmm_reports_the_gate(data_dir, tmp_path, capsys):
     assert "gate  image share of the content" in capsys.readouterr().out
     gate = json.loads(report_path.read_text())["gate"]
     assert gate["items_with_features"] > 0 and 0 <= gate["mean"] <= 1
+
+
+@pytest.fixture(scope="module")
+def string_id_folder(tmp_path_factory):
+    """A folder with original string ids (leading zeros) and an item title column, and a model fitted on it."""
+    rng = np.random.default_rng(0)
+    users = [f"u{n:03d}" for n in rng.integers(0, 40, 600)]
+    items = [f"{n:05d}" for n in rng.integers(0, 50, 600)]
+    frame = pd.DataFrame({"customer": users, "article": items})
+    data = Dataset.from_frame(frame, "customer", "article", random_state=0, name="shop")
+    info = pd.DataFrame({"itemID": np.arange(data.n_items), "title": [f"thing {i}" for i in data.item_ids]})
+    folder = tmp_path_factory.mktemp("strings")
+    save_mmrec(Dataset(data.train, data.valid, data.test, name="shop", user_ids=data.user_ids,
+                       item_ids=data.item_ids, item_info=info), folder)
+    model_path = folder / "m.npz"
+    assert main(["fit", str(folder), "--model", "bpr", "--set", "max_epochs=2", "--save", str(model_path),
+                 "--quiet"]) == 0
+    return folder, model_path
+
+
+def test_recommend_takes_and_prints_original_ids(string_id_folder, capsys):
+    folder, model_path = string_id_folder
+    capsys.readouterr()
+    assert main(["recommend", str(model_path), str(folder), "--users", "u003,u017", "--k", "4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["user"] for r in rows] == ["u003", "u017"]
+    data = load_mmrec(folder)
+    model = BPRMF.load(model_path)
+    users = data.user_index(["u003", "u017"])
+    ids, _ = model.recommend(users, data.train[users], k=4)
+    assert rows[0]["items"] == [str(v) for v in data.original_item_ids(ids[0])]
+    assert all(len(item) == 5 and item.isdigit() for r in rows for item in r["items"])  # leading zeros kept
+    assert rows[0]["titles"] == [f"thing {v}" for v in rows[0]["items"]]
+
+    assert main(["recommend", str(model_path), str(folder), "--users", "u003", "--k", "3"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("user u003:") and f"  1. {rows[0]['items'][0]}" in text and "thing" in text
+
+
+def test_recommend_a_new_user_from_original_item_ids(string_id_folder, capsys):
+    folder, model_path = string_id_folder
+    capsys.readouterr()
+    data = load_mmrec(folder)
+    history = [str(v) for v in data.item_ids[[1, 4, 7]]]
+    assert main(["recommend", str(model_path), str(folder), "--items", ",".join(history), "--k", "5", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    expected, _ = BPRMF.load(model_path).recommend_new([1, 4, 7], k=5)
+    assert row["items"] == [str(v) for v in data.original_item_ids(expected)]
+    assert not set(history) & set(row["items"])
+
+
+def test_recommend_all_to_csv_and_unknown_ids(string_id_folder, tmp_path, capsys):
+    folder, model_path = string_id_folder
+    out = tmp_path / "recs.csv"
+    assert main(["recommend", str(model_path), str(folder), "--all", "--k", "3", "--out", str(out)]) == 0
+    frame = pd.read_csv(out, dtype={"user": str, "item": str})
+    data = load_mmrec(folder)
+    assert list(frame.columns) == ["user", "rank", "item", "score", "title"]
+    assert set(frame["user"]) == set(data.user_ids) and frame["item"].str.len().eq(5).all()
+    assert main(["recommend", str(model_path), str(folder), "--users", "u003,nobody"]) == 2
+    err = capsys.readouterr().err
+    assert "1 unknown user id(s)" in err and "'nobody'" in err
+    assert main(["recommend", str(model_path), str(folder), "--items", "99999"]) == 2
+    assert "unknown item id(s)" in capsys.readouterr().err

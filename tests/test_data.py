@@ -187,3 +187,27 @@ def test_repr_is_the_summary_not_the_arrays():
     big = Dataset.from_frame(pd.DataFrame({"user": np.repeat(np.arange(2000), 3), "item": np.arange(6000) % 997}),
                              random_state=0)
     assert len(repr(big)) < 250 and "array" not in repr(big) and "[" not in repr(big)
+
+
+def test_dataset_maps_original_ids_both_ways(tmp_path):
+    frame = pd.DataFrame({"u": ["007", "007", "7", "7", "x"], "i": ["0010", "10", "0010", "abc", "10"]})
+    data = Dataset.from_frame(frame, "u", "i", valid_size=0.0, test_size=0.0)
+    assert data.user_index(["7", "007", "x"]).tolist() == [1, 0, 2]
+    assert data.original_item_ids(data.item_index(["10", "0010"])).tolist() == ["10", "0010"]
+    assert data.original_item_ids([-1, 0]).tolist() == [None, "0010"]
+    back = load_mmrec(save_mmrec(data, tmp_path / "ids"))
+    assert back.user_ids.tolist() == data.user_ids.tolist() and back.item_ids.tolist() == data.item_ids.tolist()
+    with pytest.raises(lgrec.data.UnknownIdError, match=r"2 unknown item id\(s\).*'010', '99'"):
+        back.item_index(["0010", "010", "99"])
+    with pytest.raises(ValueError, match="unknown user id"):  # also a ValueError, for the CLI
+        back.user_index("nobody")
+
+
+def test_id_lookup_falls_back_to_text_and_without_maps_to_lgrec_ids():
+    frame = pd.DataFrame({"u": [3, 3, 5], "i": [10, 11, 10]})
+    data = Dataset.from_frame(frame, "u", "i", valid_size=0.0, test_size=0.0)
+    assert data.user_index(["5", 3]).tolist() == [1, 0]  # a command line's "5" finds the int id 5
+    plain = Dataset(data.train, data.valid, data.test)
+    assert plain.item_index(["1", 0]).tolist() == [1, 0]
+    with pytest.raises(KeyError, match=r"outside 0\.\.1"):
+        plain.item_index([2])

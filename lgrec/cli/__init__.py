@@ -155,31 +155,109 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _str_list(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ids, got {text!r}")
+    return values
+
+
 def cmd_recommend(args) -> int:
     model = _load_any(args.model_path)
-    users = np.arange(model.n_users_, dtype=np.int64) if args.all else np.asarray(args.users, dtype=np.int64)
-    if args.out or args.scheduler:
+    dataset = load_mmrec(args.data_dir) if args.data_dir else None
+    if args.items is not None:
+        return _recommend_new_user(args, model, dataset)
+    if args.all:
+        users = np.arange(model.n_users_, dtype=np.int64)
+    elif dataset is not None:
+        users = dataset.user_index(args.users)
+    else:
+        users = _int_ids(args.users, "--users")
+    if dataset is not None and dataset.n_users != model.n_users_:
+        raise ValueError(f"the model was fitted on {model.n_users_} users but {args.data_dir} has {dataset.n_users}.")
+    if args.out and (args.scheduler or not args.out.endswith(".csv")):
         return _recommend_to_parquet(args, model, users)
-    if args.data_dir:
-        dataset = load_mmrec(args.data_dir)
+    if dataset is not None:
         ids, scores = model.recommend(users, dataset.train[users], k=args.k)
     else:
-        dataset = None
         ids, scores = model.recommend(users, k=args.k, filter_already_liked_items=False)
+    if args.out:
+        frame = _recommendation_frame(dataset, users, ids, scores)
+        frame.to_csv(args.out, index=False)
+        print(f"wrote the top {args.k} of {users.shape[0]} users to {args.out}", file=sys.stderr)
+        return 0
+    original = users if dataset is None else dataset.original_user_ids(users)
+    _print_recommendations(args, dataset, [str(u) for u in original], ids, scores)
+    return 0
+
+
+def _int_ids(values: list[str], option: str) -> np.ndarray:
+    try:
+        return np.asarray([int(v) for v in values], dtype=np.int64)
+    except ValueError:
+        raise ValueError(f"{option}: without DATA_DIR ids are lgrec's integer ids; got {values[:5]} "
+                         "(pass the dataset folder to use original ids).") from None
+
+
+def _recommend_new_user(args, model, dataset) -> int:
+    """``lgrec recommend --items I1,I2``: a user who was not in training, from their items (no retraining)."""
+    if args.all or args.users or args.out:
+        raise ValueError("--items describes one new user; it cannot be combined with --users, --all or --out.")
+    items = dataset.item_index(args.items) if dataset is not None else _int_ids(args.items, "--items")
+    ids, scores = model.recommend_new(items, k=args.k)
+    _print_recommendations(args, dataset, ["new user"], ids[None, :], scores[None, :])
+    return 0
+
+
+def _titles(dataset) -> np.ndarray | None:
+    if dataset is None or dataset.item_info is None or "title" not in dataset.item_info.columns:
+        return None
+    info = dataset.item_info
+    titles = np.full(dataset.n_items, "", dtype=object)
+    ids = info["itemID"].to_numpy() if "itemID" in info.columns else info.index.to_numpy()
+    titles[ids] = info["title"].fillna("").astype(str).to_numpy()
+    return titles
+
+
+def _recommendation_frame(dataset, users, ids, scores):
+    """One row per (user, rank): ``user``, ``rank``, ``item``, ``score`` (+ ``title``), original ids when known."""
+    import pandas as pd
+
+    keep = ids >= 0
+    rows = np.repeat(np.arange(users.shape[0]), keep.sum(axis=1))
+    ranks = np.tile(np.arange(1, ids.shape[1] + 1), users.shape[0])[keep.ravel()]
+    item_ids = ids[keep]
+    frame = pd.DataFrame({
+        "user": users[rows] if dataset is None else dataset.original_user_ids(users)[rows],
+        "rank": ranks.astype(np.int32),
+        "item": item_ids if dataset is None else dataset.original_item_ids(item_ids),
+        "score": scores[keep],
+    })
+    titles = _titles(dataset)
+    if titles is not None:
+        frame["title"] = titles[item_ids]
+    return frame
+
+
+def _print_recommendations(args, dataset, labels, ids, scores) -> None:
+    titles = _titles(dataset)
     rows = []
-    for u, row_ids, row_scores in zip(users, ids, scores):
+    for label, row_ids, row_scores in zip(labels, ids, scores):
         keep = row_ids >= 0
-        original = None
-        if dataset is not None and dataset.item_ids is not None:
-            original = [str(dataset.item_ids[i]) for i in row_ids[keep]]
-        rows.append({"user": int(u), "items": row_ids[keep].tolist(), "scores": row_scores[keep].round(5).tolist(),
-                     **({"original_item_ids": original} if original else {})})
+        items = row_ids[keep]
+        original = items if dataset is None else dataset.original_item_ids(items)
+        row = {"user": label, "items": [str(i) for i in original], "scores": row_scores[keep].round(5).tolist()}
+        if titles is not None:
+            row["titles"] = titles[items].tolist()
+        rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            print(f"user {row['user']}: " + " ".join(map(str, row.get("original_item_ids", row["items"]))))
-    return 0
+        return
+    for row in rows:
+        print(f"user {row['user']}:")
+        for rank, (item, score) in enumerate(zip(row["items"], row["scores"]), start=1):
+            title = f"  {row['titles'][rank - 1]}" if "titles" in row else ""
+            print(f"  {rank:>3}. {item}  {score:.4f}{title}")
 
 
 def _recommend_to_parquet(args, model, users) -> int:
@@ -336,18 +414,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     rec = sub.add_parser("recommend", help="top-K items for some users",
-                         description="Recommend with a saved model. With DATA_DIR, items the user interacted with "
-                                     "in the train split are filtered and original ids are printed when known.")
+                         description="Recommend with a saved model. With DATA_DIR, users and items are named by "
+                                     "their original ids (and the item title when DATA_DIR's item_info.csv has a "
+                                     "'title' column), and items the user interacted with in the train split are "
+                                     "filtered.")
     rec.add_argument("model_path", metavar="MODEL")
     rec.add_argument("data_dir", metavar="DATA_DIR", nargs="?", help="dataset folder (to filter seen items)")
     who = rec.add_mutually_exclusive_group(required=True)
-    who.add_argument("--users", type=_int_list, help="comma-separated user ids, e.g. 0,1,2")
+    who.add_argument("--users", type=_str_list,
+                     help="comma-separated user ids: the original ids of DATA_DIR's u_id_mapping.csv (lgrec's "
+                          "integer ids without DATA_DIR)")
     who.add_argument("--all", action="store_true", help="every user of the model")
+    who.add_argument("--items", type=_str_list,
+                     help="a new user (not in training) given by the items they interacted with, comma-separated "
+                          "original item ids; folded in without retraining (model.recommend_new)")
     rec.add_argument("--k", type=int, default=10)
     rec.add_argument("--json", action="store_true", help="print JSON (ids and scores)")
     rec.add_argument("--out", metavar="PATH",
-                     help="write Parquet (columns user, rank, item, score; one file per partition) instead of "
-                          "printing; runs on Dask (needs lgrec[dask])")
+                     help="write the recommendations instead of printing them (columns user, rank, item, score "
+                          "[, title], original ids): PATH ending in .csv is written here; any other PATH is a "
+                          "Parquet folder (one file per partition) written on Dask (needs lgrec[dask])")
     rec.add_argument("--scheduler", metavar="ADDRESS|local",
                      help="with --out: rank on a Dask scheduler at ADDRESS, or 'local' for a LocalCluster")
     rec.set_defaults(func=cmd_recommend)
