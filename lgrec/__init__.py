@@ -11,6 +11,7 @@ from .data import Dataset, load_mmrec, save_mmrec
 from .evaluation import evaluate
 from .models import BPRMF, FREEDOM, VBPR, ContentKNN, LightGCN, Popularity, RLMultimodalRec
 from .models.rlmm import fit, gate_summary
+from .prepare import prepare
 
 __all__ = [
     "BPRMF",
@@ -27,6 +28,7 @@ __all__ = [
     "evaluate",
     "fit",
     "gate_summary",
+    "prepare",
     "load_mmrec",
     "save_mmrec",
     "__version__",

