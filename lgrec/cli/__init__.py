@@ -348,6 +348,8 @@ def cmd_compare(args) -> int:
 
     if args.plots:
         _check_plotting()
+    if args.html and not args.out:
+        raise ValueError("--html needs --out DIR (the report is written to DIR/results.html).")
     grid, params = _grid_option(args.grid), _compare_settings(args.set)
     dataset = load_mmrec(args.data_dir)
     print(f"dataset {dataset.name}: {dataset.summary()}", file=sys.stderr)
@@ -357,6 +359,10 @@ def cmd_compare(args) -> int:
     if args.out:
         for path in comparison.save(args.out, plots=args.plots):
             print(f"wrote {path}", file=sys.stderr)
+        if args.html:
+            from ..report import write_comparison_html
+
+            print(f"wrote {write_comparison_html(comparison, Path(args.out) / 'results.html')}", file=sys.stderr)
     return 0
 
 
@@ -368,6 +374,18 @@ def cmd_prepare(args) -> int:
             texts=args.texts, text_cols=args.text_col, text_id_col=args.text_id_col, title_col=args.title_col,
             models=args.models, image_model=args.image_model, tokenizer=args.tokenizer, text_model=args.text_model,
             name=args.name, n_threads=args.threads, progress=not args.quiet)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from ..report import write_report
+
+    model = _load_any(args.model_path)
+    dataset = load_mmrec(args.data_dir)
+    result = write_report(model, dataset, args.out, n_users=args.users, seed=args.seed, k=args.k)
+    print(f"wrote {result['path']}: {len(result['users'])} users, {result['photos']} photos embedded"
+          + (f", {result['unreadable_photos']} photo files unreadable" if result["unreadable_photos"] else ""),
+          file=sys.stderr)
     return 0
 
 
@@ -475,6 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--out", metavar="DIR", help="write results.md, results.json (and plots) here")
     comp.add_argument("--plots", action="store_true",
                       help="also write PNG plots (validation curves, gate image share); needs matplotlib")
+    comp.add_argument("--html", action="store_true",
+                      help="with --out, also write DIR/results.html: the table and the curves in one static file")
     comp.add_argument("--group-by", default="auto", metavar="COLUMN",
                       help="item_info column grouping the image-share plot (default: the first of "
                            "product_group_name, category, genre present)")
@@ -482,6 +502,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also exclude validation items when ranking for test (MMRec excludes train only)")
     comp.add_argument("--quiet", action="store_true", help="no per-fit progress lines")
     comp.set_defaults(func=cmd_compare)
+
+    rep = sub.add_parser(
+        "report", help="one static HTML file: sample users' history and top-K as photo tiles, training curves",
+        description="Write a self-contained HTML report (photos embedded, no server, no script): for a seeded "
+                    "sample of users their training items and top-K recommendations as photo tiles with titles "
+                    "(and the model's explanation when it has one), the validation curve and the gate's image "
+                    "share histogram. Photos come from DATA_DIR/item_info.csv's image_path column (lgrec prepare).")
+    rep.add_argument("model_path", metavar="MODEL")
+    rep.add_argument("data_dir", metavar="DATA_DIR")
+    rep.add_argument("--out", required=True, metavar="FILE.html")
+    rep.add_argument("--users", type=int, default=5, metavar="N", help="users shown (default: 5)")
+    rep.add_argument("--seed", type=int, default=0, help="seed of the user sample (default: 0)")
+    rep.add_argument("--k", type=int, default=10, help="recommendations per user (default: 10)")
+    rep.set_defaults(func=cmd_report)
 
     demo = sub.add_parser("demo", help="compare models on a generated multimodal dataset (about a minute)",
                           description="Generates a seeded synthetic dataset with planted image/text structure and "
