@@ -117,6 +117,12 @@ class BPRMF(Recommender):
         Triplets per optimiser step of the fit (``batch_size`` resolved).
         Epoch whose parameters were kept.
 
+    Notes
+    -----
+    New users (:meth:`recommend_new`): the user vector is fitted by ``fold_in_steps`` full-batch
+    BPR steps (Adam) on the user's items with every item vector fixed
+    (:func:`lgrec.models._foldin.bpr_fold_in`).
+
     References
     ----------
     .. [1] S. Rendle, C. Freudenthaler, Z. Gantner, L. Schmidt-Thieme. "BPR: Bayesian

@@ -254,6 +254,13 @@ class FREEDOM(Recommender):
     batch_size_ : int
         Triplets per optimiser step of the fit (``batch_size`` resolved).
 
+    Notes
+    -----
+    New users (:meth:`recommend_new`): as :class:`lgrec.LightGCN` (the user's row of the
+    normalised user-item adjacency through the trained item layers, plus a layer-0 user
+    embedding fitted by BPR steps with the items fixed); the item-item graph term only changes
+    the items, which stay as trained.
+
     References
     ----------
     .. [1] X. Zhou, Z. Shen. "A Tale of Two Graphs: Freezing and Denoising Graph Structures

@@ -238,6 +238,12 @@ class VBPR(Recommender):
     batch_size_ : int
         Triplets per optimiser step of the fit (``batch_size`` resolved).
 
+    Notes
+    -----
+    New users (:meth:`recommend_new`): :math:`[\\gamma_u; \\theta_u]` is fitted by
+    ``fold_in_steps`` BPR steps on the user's items with every item vector (ID and projected
+    content) fixed; with ``item_bias`` the bias column stays 1.
+
     References
     ----------
     .. [1] R. He, J. McAuley. "VBPR: Visual Bayesian Personalized Ranking from Implicit
