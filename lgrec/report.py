@@ -126,7 +126,7 @@ def line_svg(series: dict, title: str, x_label: str = "epoch", width: int = 460,
     y0, y1 = (float(ys.min()), float(ys.max())) if ys.size else (0.0, 1.0)
     if y1 <= y0:
         y1 = y0 + 1e-9 + abs(y0) * 0.1
-    left, right, top, bottom = 52, 12, 26, 34
+    left, right, top, bottom = 52, 12, 12 + 11 * max(len(series), 1), 34
     w, h = width - left - right, height - top - bottom
 
     def px(x, y):
@@ -149,8 +149,8 @@ def line_svg(series: dict, title: str, x_label: str = "epoch", width: int = 460,
         points = " ".join(f"{a:.1f},{b:.1f}" for a, b in (px(xv, yv) for xv, yv in zip(x[keep], y[keep])))
         color = colors[n % len(colors)]
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{points}"/>')
-        parts.append(f'<text x="{left + 8}" y="{top + 14 + 13 * n}" font-size="11" fill="{color}">'
-                     f'{html.escape(name)}</text>')
+        parts.append(f'<text x="{width - right}" y="{12 + 11 * n}" font-size="10" fill="{color}" '
+                     f'text-anchor="end">{html.escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

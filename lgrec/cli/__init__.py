@@ -208,7 +208,7 @@ def _recommend_new_user(args, model, dataset) -> int:
         raise ValueError("--items describes one new user; it cannot be combined with --users, --all or --out.")
     items = dataset.item_index(args.items) if dataset is not None else _int_ids(args.items, "--items")
     ids, scores = model.recommend_new(items, k=args.k)
-    _print_recommendations(args, dataset, ["new user"], ids[None, :], scores[None, :])
+    _print_recommendations(args, dataset, ["new"], ids[None, :], scores[None, :])
     return 0
 
 
@@ -257,7 +257,7 @@ def _print_recommendations(args, dataset, labels, ids, scores) -> None:
         print(json.dumps(rows, indent=2))
         return
     for row in rows:
-        print(f"user {row['user']}:")
+        print("new user:" if args.items is not None else f"user {row['user']}:")
         for rank, (item, score) in enumerate(zip(row["items"], row["scores"]), start=1):
             title = f"  {row['titles'][rank - 1]}" if "titles" in row else ""
             print(f"  {rank:>3}. {item}  {score:.4f}{title}")
