@@ -123,20 +123,8 @@ class Recommender(BaseEstimator):
             raise ValueError(f"k must be a positive int; got {k!r}.")
         users, scalar = check_user_ids(userid, self.n_users_)
         n_items = self.n_items_
-        candidates = None if items is None else _check_item_ids(items, n_items, "items")
         excluded = self._excluded(users, user_items, filter_already_liked_items, filter_items, n_items)
-        if candidates is not None:
-            position = np.full(n_items, -1, dtype=np.int64)
-            position[candidates] = np.arange(candidates.shape[0])
-            excluded = _remap_columns(excluded, position, candidates.shape[0])
-
-            def score(block):
-                return self.score_users(users[block])[:, candidates]
-        else:
-            def score(block):
-                return self.score_users(users[block])
-
-        return self._rank(score, users.shape[0], k, excluded, candidates, scalar)
+        return self._rank(lambda block: self.score_users(users[block]), users.shape[0], k, excluded, items, scalar)
 
     #: Default number of BPR steps of the new-user fold-in (:meth:`new_user_scorer`).
     fold_in_steps = 50
@@ -209,20 +197,9 @@ class Recommender(BaseEstimator):
             raise ValueError(f"k must be a positive int; got {k!r}.")
         matrix, scalar = self._new_user_items(user_items)
         scorer = self.new_user_scorer(matrix, **fold_in)
-        n_items = self.n_items_
         rows = np.arange(matrix.shape[0])
-        candidates = None if items is None else _check_item_ids(items, n_items, "items")
-        excluded = self._excluded(rows, matrix, filter_already_liked_items, filter_items, n_items)
-        if candidates is not None:
-            position = np.full(n_items, -1, dtype=np.int64)
-            position[candidates] = np.arange(candidates.shape[0])
-            excluded = _remap_columns(excluded, position, candidates.shape[0])
-
-            def score(block):
-                return scorer.score_users(block)[:, candidates]
-        else:
-            score = scorer.score_users
-        return self._rank(score, matrix.shape[0], k, excluded, candidates, scalar)
+        excluded = self._excluded(rows, matrix, filter_already_liked_items, filter_items, self.n_items_)
+        return self._rank(scorer.score_users, matrix.shape[0], k, excluded, items, scalar)
 
     def _new_user_items(self, user_items) -> tuple[sp.csr_matrix, bool]:
         """``user_items`` of :meth:`recommend_new` as a canonical CSR (n, n_items), and whether it was one user."""
@@ -273,9 +250,18 @@ class Recommender(BaseEstimator):
         """Fixed score terms of new users and their weight (none by default)."""
         return None, 0.0
 
-    @staticmethod
-    def _rank(score, n, k, excluded, candidates, scalar):
-        """Top-``k`` of ``score(rows)`` for local rows ``0 .. n-1`` (ids mapped back through ``candidates``)."""
+    def _rank(self, score, n, k, excluded, items, scalar):
+        """Top-``k`` of ``score(rows)`` for local rows ``0 .. n-1``, among the candidate ``items`` (None: all)."""
+        candidates = None if items is None else _check_item_ids(items, self.n_items_, "items")
+        if candidates is not None:
+            position = np.full(self.n_items_, -1, dtype=np.int64)
+            position[candidates] = np.arange(candidates.shape[0])
+            excluded = _remap_columns(excluded, position, candidates.shape[0])
+            score_all = score
+
+            def score(block):
+                return score_all(block)[:, candidates]
+
         ids_all = np.empty((n, k), dtype=np.int64)
         scores_all = np.empty((n, k), dtype=np.float32)
         for block, ids, top in rank_blocks(score, np.arange(n), k, excluded):
