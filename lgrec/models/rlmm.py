@@ -50,7 +50,7 @@ central differences).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,6 +64,7 @@ from ..losses import bpr_backward, bpr_forward
 from ..objective import GraphObjective
 from ..scoring import FactorScorer
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+from .freedom import prune_edges
 
 __all__ = ["ContentWindow", "RLMMObjective", "RLMultimodalRec", "fit", "gate_summary"]
 
@@ -87,6 +88,8 @@ class ContentWindow:
         Gradient with respect to the gate through the item-item graphs, summed likewise.
     batches : int
         Batches of the window done.
+    graph : BipartiteGraph or None
+        The epoch's pruned user-item graph (None: the full graph).
     """
 
     fused: np.ndarray | None = None
@@ -94,6 +97,7 @@ class ContentWindow:
     d_fused: np.ndarray | None = None
     d_gate: np.ndarray | None = None
     batches: int = 0
+    graph: BipartiteGraph | None = None
 
 
 def _add(total, part):
@@ -114,7 +118,10 @@ class RLMMObjective(GraphObjective):
       gated item-item term :math:`h_i = g_i \\odot (\\hat S_v E^{(0)})_i +
       (1 - g_i) \\odot (\\hat S_t E^{(0)})_i` with the fusion's gate :math:`g_i`;
     - :meth:`extra_loss` is the content-only BPR term;
-    - the content-neighbour memory is the fixed score term.
+    - the content-neighbour memory is the fixed score term;
+    - with ``edge_dropout``, :meth:`start_epoch` draws the epoch's pruned
+      user-item graph (:func:`lgrec.models.freedom.prune_edges`) and
+      :meth:`training_graph` returns it.
 
     Parameters
     ----------
@@ -151,15 +158,25 @@ class RLMMObjective(GraphObjective):
         empty: no item-item term.
     warm_content : bool, default=True
         Add the fused content to the layer 0 of items with training interactions too.
+    train : scipy.sparse.csr_matrix of shape (n_users, n_items), optional
+        Canonical binary training matrix; needed when ``edge_dropout`` > 0.
+    edge_dropout : float, default=0.0
+        Fraction of training edges pruned each epoch (degree-sensitive, as in FREEDOM).
     """
 
     def __init__(self, graph: BipartiteGraph, user, item, fusion, inputs: FusionInputs | None,
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
                  fixed_gate: float | None = None, content_refresh: int = 1, memory=None,
                  memory_weight: float = 0.0, gate_learning_rate: float | None = None,
-                 item_graphs: dict | None = None, warm_content: bool = True):
+                 item_graphs: dict | None = None, warm_content: bool = True,
+                 train: sp.csr_matrix | None = None, edge_dropout: float = 0.0):
         super().__init__(graph, user, item, n_layers, regularization,
                          score_terms=memory if memory_weight > 0 else None, score_weight=memory_weight)
+        if edge_dropout > 0.0 and train is None:
+            raise ValueError("RLMMObjective: edge_dropout > 0 needs the training matrix (train).")
+        self.train = train
+        self.edge_dropout = edge_dropout
+        self.edge_weights = graph.r_norm.data.astype(np.float64) if edge_dropout > 0.0 else None
         self.inputs = inputs if inputs is not None and inputs.items.size else None
         self.content_weight = content_weight if self.inputs is not None else 0.0
         self.fixed_gate = fixed_gate
@@ -187,6 +204,17 @@ class RLMMObjective(GraphObjective):
     def learning_rates(self) -> dict:
         return self._learning_rates
 
+    def start_epoch(self, rng: np.random.Generator, state: ContentWindow | None) -> ContentWindow | None:
+        """Draws the epoch's pruned user-item graph when ``edge_dropout`` > 0; the content window carries on."""
+        if self.edge_dropout == 0.0:
+            return state
+        pruned = prune_edges(self.train, self.edge_weights, self.edge_dropout, rng)
+        graph = normalized_adjacency(pruned, dtype=self.params["user"].dtype, threaded=self.graph.threaded)
+        return replace(state or ContentWindow(), graph=graph)
+
+    def training_graph(self, state: ContentWindow | None) -> BipartiteGraph:
+        return self.graph if state is None or state.graph is None else state.graph
+
     def content(self) -> tuple[np.ndarray | None, tuple | None]:
         """Fused content of the items with features, shape (n_content, d), and the fusion cache."""
         if self.inputs is None:
@@ -199,7 +227,7 @@ class RLMMObjective(GraphObjective):
         if self.inputs is not None:
             if state is None or state.fused is None:
                 fused, cache = self.content()
-                state = ContentWindow(fused, cache)
+                state = ContentWindow(fused, cache, graph=None if state is None else state.graph)
             else:
                 fused, cache = state.fused, state.cache
         items = self.params["item"]
@@ -228,9 +256,9 @@ class RLMMObjective(GraphObjective):
                 d_gate = _add(d_gate, extra["gate"])
             if state.batches + 1 == self.content_refresh:
                 grads.update(fusion_backward(d_fused, self.params, self.inputs, cache, d_gate))
-                state = ContentWindow()
+                state = ContentWindow(graph=state.graph)
             else:
-                state = ContentWindow(fused, cache, d_fused, d_gate, state.batches + 1)
+                state = ContentWindow(fused, cache, d_fused, d_gate, state.batches + 1, state.graph)
         d_items[self.isolated] = 0.0  # cold-start items have no ID embedding (no-op without cold_start)
         return grads, state
 
@@ -361,6 +389,18 @@ class RLMultimodalRec(Recommender):
         feature dimensions: on H&M a window of 8 costs a third of the epoch
         time of per-batch windows, with the same validation and test quality
         as windows of 1 and 4 (``benchmarks/README.md``).
+    item_graph : bool, default=False
+        Add the gated item-item term: each item's final embedding gains
+        :math:`g_i \odot (\hat S_v E^{(0)})_i + (1 - g_i) \odot (\hat S_t E^{(0)})_i`,
+        the layer-0 embeddings smoothed over each modality's ``n_neighbors``
+        kNN graph (:func:`lgrec.knn.modality_graphs`) and mixed per item and
+        dimension by the fusion gate, which then also learns from the ranking loss.
+    warm_content : bool, default=True
+        Add the fused content to the layer 0 of items with training
+        interactions (False: only cold-start items get content in layer 0).
+    edge_dropout : float in [0, 1), default=0.0
+        Fraction of training edges pruned each epoch, degree-sensitively as in
+        FREEDOM (:func:`lgrec.models.freedom.prune_edges`); scoring uses the full graph.
     batch_size : int, default=2048
     max_epochs : int, default=1000
     patience : int, default=20
@@ -415,6 +455,7 @@ class RLMultimodalRec(Recommender):
         content_refresh: int = 8,
         item_graph: bool = False,
         warm_content: bool = True,
+        edge_dropout: float = 0.0,
         batch_size: int = 2048,
         max_epochs: int = 1000,
         patience: int = 20,
@@ -437,6 +478,7 @@ class RLMultimodalRec(Recommender):
         self.content_refresh = content_refresh
         self.item_graph = item_graph
         self.warm_content = warm_content
+        self.edge_dropout = edge_dropout
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
@@ -460,6 +502,7 @@ class RLMultimodalRec(Recommender):
         check_int(self.content_refresh, "content_refresh", owner, low=1)
         check_bool(self.item_graph, "item_graph", owner)
         check_bool(self.warm_content, "warm_content", owner)
+        check_float(self.edge_dropout, "edge_dropout", owner, low=0.0, high=1.0, closed="left")
 
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on interactions and item features.
@@ -504,6 +547,7 @@ class RLMultimodalRec(Recommender):
             fixed_gate=0.5 if self.gate == "average" else None, content_refresh=self.content_refresh,
             memory=memory, memory_weight=self.memory_weight, gate_learning_rate=self.gate_learning_rate,
             item_graphs=item_graphs, warm_content=self.warm_content,
+            train=train_matrix, edge_dropout=self.edge_dropout,
         )
         self._train(objective, train_matrix, valid, rng)
         self.user_embeddings_ = objective.params["user"]
