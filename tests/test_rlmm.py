@@ -269,3 +269,32 @@ def test_one_call_fit_and_gate_summary(synthetic):
     first = str(groups[has][0])
     mask = has & (groups.astype(str) == first)
     assert summary["by_group"][first] == {"items": int(mask.sum()), "mean": pytest.approx(float(model.image_share_[mask].mean()))}
+
+
+@pytest.mark.parametrize("params", [{}, {"item_graph": True, "warm_content": False}])
+def test_explain_parts_add_up_to_the_score(synthetic, params):
+    model = lgrec.RLMultimodalRec(max_epochs=2, batch_size=256, learning_rate=0.01, random_state=0, n_neighbors=5,
+                                  **params).fit(synthetic.train, synthetic.image, synthetic.text)
+    train = synthetic.train
+    user = int(np.argmax(np.diff(train.indptr)))
+    scores = model.score_users(np.array([user]))[0]
+    rng = np.random.default_rng(0)
+    for item in [*rng.choice(train.shape[1], 5, replace=False), *model.cold_items_[:2]]:
+        parts = model.explain(user, int(item), train, n_contributors=3)
+        assert parts["graph"] + parts["content"] + parts["memory"] == pytest.approx(parts["score"], abs=1e-9)
+        assert parts["score"] == pytest.approx(float(scores[item]), rel=1e-4, abs=1e-5)
+        history = set(train[user].indices)
+        assert len(parts["contributors"]) == 3 and all(j in history for j, _ in parts["contributors"])
+        values = [c for _, c in parts["contributors"]]
+        assert values == sorted(values, reverse=True)
+    if not params:  # without the item graph (which mixes in neighbours' ID embeddings) a cold item is all content
+        assert model.explain(user, int(model.cold_items_[0]))["graph"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_explain_rejects_unknown_ids_and_foreign_matrices(fitted, synthetic):
+    with pytest.raises(ValueError, match="item"):
+        fitted.explain(0, synthetic.train.shape[1] + 5)
+    with pytest.raises(ValueError, match="user"):
+        fitted.explain(-1, 0)
+    with pytest.raises(ValueError, match="interactions"):
+        fitted.explain(0, 0, synthetic.train[:5])

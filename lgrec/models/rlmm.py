@@ -56,7 +56,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._base import check_is_fitted
-from .._validation import check_bool, check_choice, check_features, check_float, check_int, check_random_state
+from .._validation import (
+    check_bool, check_choice, check_features, check_float, check_int, check_interactions, check_random_state,
+)
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency
 from ..knn import content_memory, modality_graphs
@@ -391,7 +393,7 @@ class RLMultimodalRec(Recommender):
         as windows of 1 and 4 (``benchmarks/README.md``).
     item_graph : bool, default=False
         Add the gated item-item term: each item's final embedding gains
-        :math:`g_i \odot (\hat S_v E^{(0)})_i + (1 - g_i) \odot (\hat S_t E^{(0)})_i`,
+        :math:`g_i \\odot (\\hat S_v E^{(0)})_i + (1 - g_i) \\odot (\\hat S_t E^{(0)})_i`,
         the layer-0 embeddings smoothed over each modality's ``n_neighbors``
         kNN graph (:func:`lgrec.knn.modality_graphs`) and mixed per item and
         dimension by the fusion gate, which then also learns from the ranking loss.
@@ -412,6 +414,10 @@ class RLMultimodalRec(Recommender):
     user_factors_ : ndarray of shape (n_users, embedding_size), float32
     item_factors_ : ndarray of shape (n_items, embedding_size), float32
         Final embeddings; the score is their dot product plus the memory term.
+    item_content_factors_ : ndarray of shape (n_items, embedding_size), float32
+        The part of ``item_factors_`` that comes from the fused content (the
+        final embeddings of the content alone: propagation is linear), used by
+        :meth:`explain`.
     user_embeddings_, item_embeddings_ : ndarray, float32
         Layer-0 ID embeddings.
     gate_ : ndarray of shape (n_items, embedding_size), float32
@@ -552,7 +558,13 @@ class RLMultimodalRec(Recommender):
         self._train(objective, train_matrix, valid, rng)
         self.user_embeddings_ = objective.params["user"]
         self.item_embeddings_ = objective.params["item"]
-        self.user_factors_, self.item_factors_ = objective.factors()
+        users0, items0, context, _ = objective.layer0(None)
+        self.user_factors_, self.item_factors_ = objective.final_factors(users0, items0, context)
+        content0 = np.zeros_like(items0)
+        if context[0] is not None:
+            at = objective.content_items
+            content0[inputs.items[at]] = context[0][at]
+        _, self.item_content_factors_ = objective.final_factors(np.zeros_like(users0), content0, context)
         self.cold_items_ = np.flatnonzero(np.diff(objective.graph.r_norm_t.indptr) == 0)
         for key, attr in _FUSION_ATTRS.items():
             setattr(self, attr, objective.params.get(key))
@@ -650,12 +662,77 @@ class RLMultimodalRec(Recommender):
         content, gate = self.content_embeddings(img_feats, txt_feats)
         start = self.item_factors_.shape[0]
         self.item_factors_ = np.concatenate([self.item_factors_, content])
+        self.item_content_factors_ = np.concatenate([self.item_content_factors_, content])
         self.item_embeddings_ = np.concatenate([self.item_embeddings_, np.zeros_like(content)])
         self.gate_ = np.concatenate([self.gate_, gate])
         self.image_share_ = np.concatenate([self.image_share_, _image_share(gate)])
         new_ids = np.arange(start, start + content.shape[0], dtype=np.int64)
         self.cold_items_ = np.concatenate([self.cold_items_, new_ids])
         return new_ids
+
+    def explain(self, user: int, item: int, interactions=None, n_contributors: int = 5) -> dict:
+        """The parts of one score, the item's image share, and the history items behind it.
+
+        The score :math:`e_u^\\top e_i + \\alpha m_{ui}` splits exactly into
+        ``graph`` (the ID embeddings propagated on the graph:
+        :math:`e_u^\\top (e_i - c_i)`), ``content`` (:math:`e_u^\\top c_i` with
+        :math:`c_i` = ``item_content_factors_[item]``, the fused content's share of
+        the item's final embedding, its item-graph term included) and
+        ``memory`` (:math:`\\alpha m_{ui}`); the parts add up to ``score``.
+
+        With ``interactions`` (the training matrix), the user's training items
+        are ranked by :math:`\\hat A_{uj}\\, e_j^\\top e_i`: the graph weight
+        :math:`1/\\sqrt{d_u d_j}` of the first-hop path from the user through
+        item :math:`j`, times how much :math:`j` and :math:`i` agree in the
+        final embedding space. It ranks the history; it is not a further
+        split of the score (the graph part also flows through longer paths).
+
+        Parameters
+        ----------
+        user : int
+            User id in ``[0, n_users_)``.
+        item : int
+            Item id in ``[0, n_items_)``.
+        interactions : scipy.sparse matrix of shape (n_users_, n_items_ at fit), optional
+            The training interactions; needed for ``contributors``.
+        n_contributors : int, default=5
+            History items returned, largest contribution first.
+
+        Returns
+        -------
+        dict
+            ``score``, ``graph``, ``content``, ``memory`` (float), ``image_share``
+            (float, NaN for an item without features) and, with ``interactions``,
+            ``contributors``: a list of ``(item, contribution)`` pairs.
+        """
+        check_is_fitted(self, "item_content_factors_")
+        owner = f"{type(self).__name__}.explain"
+        user = check_int(user, "user", owner, low=0, high=self.user_factors_.shape[0] - 1)
+        item = check_int(item, "item", owner, low=0, high=self.item_factors_.shape[0] - 1)
+        n_contributors = check_int(n_contributors, "n_contributors", owner, low=0)
+        e_u = self.user_factors_[user].astype(np.float64)
+        total = float(e_u @ self.item_factors_[item])
+        content = float(e_u @ self.item_content_factors_[item])
+        memory = self._memory()
+        memory_row = memory[user] if memory is not None else None
+        m_ui = 0.0
+        if memory_row is not None and item < memory.shape[1]:
+            m_ui = float(memory_row[0, item])
+        result = {"score": total + self.memory_weight * m_ui, "graph": total - content, "content": content,
+                  "memory": self.memory_weight * m_ui, "image_share": float(self.image_share_[item])}
+        if interactions is not None:
+            train = check_interactions(interactions, "interactions")
+            if train.shape[0] != self.user_factors_.shape[0] or train.shape[1] > self.item_factors_.shape[0]:
+                raise ValueError(f"{owner}: interactions must have shape ({self.user_factors_.shape[0]}, n_items) "
+                                 f"with n_items <= {self.item_factors_.shape[0]} (the training matrix); "
+                                 f"got {train.shape}.")
+            history = train.indices[train.indptr[user] : train.indptr[user + 1]]
+            degree = np.bincount(train.indices, minlength=train.shape[1])[history].astype(np.float64)
+            similarity = self.item_factors_[history].astype(np.float64) @ self.item_factors_[item].astype(np.float64)
+            contribution = similarity / np.sqrt(max(history.size, 1) * degree)
+            order = np.argsort(-contribution, kind="stable")[:n_contributors]
+            result["contributors"] = [(int(history[j]), float(contribution[j])) for j in order]
+        return result
 
 
 def _common_rows(img_feats, txt_feats) -> int:
