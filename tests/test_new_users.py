@@ -89,7 +89,7 @@ def test_rlmm_memory_of_a_new_user_equals_the_fitted_memory_row(synthetic):
     model = lgrec.RLMultimodalRec(**FAST).fit(synthetic.train, synthetic.image, synthetic.text)
     offsets, weight = model._new_user_offsets(synthetic.train[:20])
     np.testing.assert_allclose(offsets.toarray(), model._memory()[:20].toarray(), rtol=1e-6, atol=1e-7)
-    assert weight == model.memory_weight
+    assert weight == model._effective_memory_weight() > 0
 
 
 @pytest.mark.parametrize("n_layers", [1, 2])
