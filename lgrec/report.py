@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import html
+import inspect
 import io
 import os
 from pathlib import Path
@@ -213,6 +214,28 @@ def _format_explanation(value) -> str:
     return str(value)
 
 
+def _explainer(model, dataset, items):
+    """``(user, item) -> text`` from ``model.explain`` (None when the model has none).
+
+    The training matrix is passed as ``interactions`` when ``explain`` takes it (RLMultimodalRec
+    then lists the history items behind the score); item ids in ``contributors`` are shown as
+    original ids.
+    """
+    explain = getattr(model, "explain", None)
+    if explain is None:
+        return None
+    takes_interactions = "interactions" in inspect.signature(explain).parameters
+
+    def text(user: int, item: int) -> str:
+        result = explain(user, item, interactions=dataset.train) if takes_interactions else explain(user, item)
+        if isinstance(result, dict) and "contributors" in result:
+            result = dict(result)
+            result["contributors"] = [f"{items.label(int(j))} {float(c):+.3f}" for j, c in result["contributors"]]
+        return _format_explanation(result)
+
+    return text
+
+
 def _page(title: str, body: list[str]) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
@@ -254,7 +277,7 @@ def write_report(model, dataset, out, *, n_users: int = 5, seed: int = 0, k: int
     users = np.sort(rng.choice(active, size=min(n_users, active.size), replace=False))
     ids, scores = model.recommend(users, dataset.train[users], k=k)
     items = _Items(dataset)
-    explain = getattr(model, "explain", None)
+    explain = _explainer(model, dataset, items)
     name = model_name or type(model).__name__
     body = [f"<h1>{html.escape(name)} on {html.escape(dataset.name)}</h1>",
             f'<p class="muted">{dataset.n_users} users, {dataset.n_items} items, {dataset.train.nnz} training '
@@ -285,7 +308,7 @@ def write_report(model, dataset, out, *, n_users: int = 5, seed: int = 0, k: int
         for rank, (item, score) in enumerate(zip(row_ids, row_scores), start=1):
             if item < 0:
                 continue
-            explanation = _format_explanation(explain(int(user), int(item))) if explain else ""
+            explanation = explain(int(user), int(item)) if explain else ""
             tiles.append(items.tile(int(item), f"#{rank} · {score:.3f}", explanation))
         body.append('<div class="row">' + "".join(tiles) + "</div>")
     Path(out).write_text(_page(f"lgrec report: {name} on {dataset.name}", body), encoding="utf-8")

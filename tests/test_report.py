@@ -147,3 +147,16 @@ def test_compare_html(tmp_path, capsys):
                  "max_epochs=2", "--quiet", "--out", str(tmp_path / "c"), "--html"]) == 0
     text = (tmp_path / "c" / "results.html").read_text()
     assert "<table>" in text and "rlmm" in text and "<svg" in text and "<script" not in text
+
+
+def test_rlmm_explanations_name_history_items_by_original_id(folder):
+    from lgrec.report import write_report
+
+    model = lgrec.RLMultimodalRec.load(folder / "m.npz")
+    data = lgrec.load_mmrec(folder / "data")
+    write_report(model, data, folder / "rlmm.html", n_users=1, k=3)
+    text = (folder / "rlmm.html").read_text()
+    explanations = re.findall(r'<div class="explain">([^<]*)</div>', text)
+    assert len(explanations) == 3
+    assert all("score" in e and "graph" in e and "content" in e and "contributors [" in e for e in explanations)
+    assert re.search(r"contributors \[\d{4} [+-]", explanations[0])  # original 4-digit item ids
