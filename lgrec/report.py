@@ -32,8 +32,8 @@ h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd
 figure{margin:0;width:128px;font-size:11px;line-height:1.25}
 figure img,.nophoto{width:128px;height:128px;object-fit:cover;border-radius:4px;background:#eee;display:block}
 .nophoto{display:flex;align-items:center;justify-content:center;color:#888;text-align:center;font-size:10px}
-figcaption{margin-top:3px;overflow:hidden;max-height:6em}
-.score{color:#666}.explain{font-size:10px;color:#345;white-space:pre-wrap;margin:2px 0 4px}
+figcaption{margin-top:3px;overflow-wrap:anywhere}
+.score{color:#666}.explain{font-size:10px;color:#345;background:#f4f7fb;border-radius:3px;padding:3px;margin:0 0 4px;min-height:6em;overflow-wrap:anywhere}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}.muted{color:#777;font-size:12px}
 .plots{display:flex;gap:24px;flex-wrap:wrap}
@@ -109,8 +109,8 @@ class _Items:
         caption += f'<span class="muted">{html.escape(label)}</span>'
         if note:
             caption += f' <span class="score">{html.escape(note)}</span>'
-        extra = f'<div class="explain">{html.escape(explanation)}</div>' if explanation else ""
-        return f"<figure>{picture}<figcaption>{caption}{extra}</figcaption></figure>"
+        above = f'<div class="explain">{html.escape(explanation)}</div>' if explanation else ""
+        return f"<figure>{above}{picture}<figcaption>{caption}</figcaption></figure>"
 
 
 def line_svg(series: dict, title: str, x_label: str = "epoch", width: int = 460, height: int = 240,
@@ -210,7 +210,7 @@ def _format_explanation(value) -> str:
                 parts.append(f"{key} {{{_format_explanation(item)}}}")
             else:
                 parts.append(f"{key} {item}")
-        return "; ".join(parts)
+        return " · ".join(parts)
     return str(value)
 
 

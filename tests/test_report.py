@@ -87,7 +87,7 @@ def test_explanations_are_shown_when_the_model_has_explain(folder):
     model.explain = explain
     write_report(model, data, folder / "explained.html", n_users=2, k=4)
     text = (folder / "explained.html").read_text()
-    assert len(calls) == 8 and "graph +0.250; content -0.125; top_history [0001, 0002]" in text
+    assert len(calls) == 8 and "graph +0.250 · content -0.125 · top_history [0001, 0002]" in text
     assert "no <code>explain</code>" not in text
 
 
