@@ -126,8 +126,10 @@ class Recommender(BaseEstimator):
         excluded = self._excluded(users, user_items, filter_already_liked_items, filter_items, n_items)
         return self._rank(lambda block: self.score_users(users[block]), users.shape[0], k, excluded, items, scalar)
 
-    #: Default number of BPR steps of the new-user fold-in (:meth:`new_user_scorer`).
-    fold_in_steps = 50
+    #: Default number of BPR steps of the new-user fold-in (:meth:`new_user_scorer`): chosen on the
+    #: validation items of held-out ML-1M users among 0, 10, 50, 200 (best for LightGCN,
+    #: RLMultimodalRec and BPR-MF alike; ``benchmarks/bench_new_users.py``).
+    fold_in_steps = 200
 
     def new_user_scorer(self, user_items, *, n_steps: int | None = None, learning_rate: float = 0.05,
                         random_state=0) -> FactorScorer:
