@@ -178,7 +178,7 @@ def cmd_recommend(args) -> int:
         users = _int_ids(args.users, "--users")
     if dataset is not None and dataset.n_users != model.n_users_:
         raise ValueError(f"the model was fitted on {model.n_users_} users but {args.data_dir} has {dataset.n_users}.")
-    if args.out and (args.scheduler or not args.out.endswith(".csv")):
+    if args.scheduler or (args.out and not args.out.endswith(".csv")):
         return _recommend_to_parquet(args, model, users)
     if dataset is not None:
         ids, scores = model.recommend(users, dataset.train[users], k=args.k)
