@@ -116,3 +116,28 @@ def _has_parquet() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_carved_valid_split_is_tools_prepare_ml1m_rule():
+    """The carve-out of lgrec.prepare equals tools/prepare_ml1m.valid_labels (same keys, same ranks)."""
+    import importlib.util
+    from pathlib import Path
+
+    from lgrec.prepare import _carve_valid
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "prepare_ml1m.py"
+    spec = importlib.util.spec_from_file_location("prepare_ml1m_for_carve", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rng = np.random.default_rng(5)
+    pairs = np.unique(np.column_stack([rng.integers(0, 40, 900), rng.integers(0, 60, 900)]), axis=0)
+    shuffled = rng.permutation(pairs.shape[0])  # lgrec's input order does not matter
+    users, items = pairs[shuffled, 0], pairs[shuffled, 1]
+    labels = np.where(rng.random(users.size) < 0.2, 2, 0).astype(np.int8)
+    ours = _carve_valid(users, items, labels, 0.1, seed=7)
+    order = np.lexsort((items, users))
+    train = order[labels[order] == 0]
+    expected = labels.copy()
+    expected[train[tool.valid_labels(users[train], items[train], fraction=0.1, seed=7)]] = 1
+    assert (ours == 1).sum() > 10
+    np.testing.assert_array_equal(ours, expected)
