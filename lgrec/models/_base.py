@@ -128,7 +128,7 @@ class Recommender(BaseEstimator):
 
     #: Default number of BPR steps of the new-user fold-in (:meth:`new_user_scorer`): chosen on the
     #: validation items of held-out ML-1M users among 0, 10, 50, 200 (best for LightGCN,
-    #: RLMultimodalRec and BPR-MF alike; ``benchmarks/bench_new_users.py``).
+    #: RLMultimodalRec and BPR-MF alike; VBPR overrides it; ``benchmarks/bench_new_users.py``).
     fold_in_steps = 200
 
     def new_user_scorer(self, user_items, *, n_steps: int | None = None, learning_rate: float = 0.05,
