@@ -65,12 +65,24 @@ def read_table(source, columns=None, text_columns=()) -> pd.DataFrame:
         raise FileNotFoundError(f"{str(path)!r} does not exist.")
     suffixes = [s.lower() for s in path.suffixes]
     if ".parquet" in suffixes or ".pq" in suffixes:
+        if columns is not None:
+            import pyarrow.parquet as pq
+
+            header = pq.read_schema(path).names
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise ValueError(f"{path.name} has no column(s) {missing}; its columns are {header}.")
         frame = pd.read_parquet(path, columns=columns)
         for column in text_columns:
             if column in frame.columns:
                 frame[column] = frame[column].astype("string").astype(object)
         return frame
     sep = "\t" if ".tsv" in suffixes else ","
+    if columns is not None:
+        header = list(pd.read_csv(path, sep=sep, nrows=0).columns)
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ValueError(f"{path.name} has no column(s) {missing}; its columns are {header}.")
     dtype = dict.fromkeys(text_columns, str)
     return pd.read_csv(path, sep=sep, usecols=columns, dtype=dtype, keep_default_na=False, na_values=[""])
 

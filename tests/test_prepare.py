@@ -53,6 +53,9 @@ def test_integer_ids_are_numbered_numerically_and_errors(tmp_path):
     assert data.user_ids.tolist() == ["2", "10"] and data.item_ids.tolist() == ["7", "30", "100"]
     with pytest.raises(ValueError, match="interactions has no column"):
         lgrec.prepare(frame, user="user", item="i", out=tmp_path / "x", verbose=False)
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    with pytest.raises(ValueError, match=r"r.csv has no column\(s\) \['user'\]; its columns are \['u', 'i'\]"):
+        lgrec.prepare(tmp_path / "r.csv", user="user", item="i", out=tmp_path / "x", verbose=False)
     with pytest.raises(ValueError, match="split column 'u' must hold train/valid/test"):
         lgrec.prepare(frame, user="u", item="i", split="u", out=tmp_path / "x", verbose=False)
     with pytest.raises(ValueError, match=r"format string with the field \{item\}"):
