@@ -373,18 +373,14 @@ def cmd_prepare(args) -> int:
     from ..prepare import prepare
 
     try:
-        _prepare_with(prepare, args)
+        prepare(args.interactions, user=args.user, item=args.item, out=args.out, time=args.time, split=args.split,
+                valid_size=args.valid_size, test_size=args.test_size, seed=args.seed, images=args.images,
+                texts=args.texts, text_cols=args.text_col, text_id_col=args.text_id_col, title_col=args.title_col,
+                models=args.models, image_model=args.image_model, tokenizer=args.tokenizer,
+                text_model=args.text_model, name=args.name, n_threads=args.threads, progress=not args.quiet)
     except ImportError as exc:
         raise SystemExit(f"lgrec prepare: {exc} (photos and texts need the [onnx] extra: pip install 'lgrec[onnx]')")
     return 0
-
-
-def _prepare_with(prepare, args) -> None:
-    prepare(args.interactions, user=args.user, item=args.item, out=args.out, time=args.time, split=args.split,
-            valid_size=args.valid_size, test_size=args.test_size, seed=args.seed, images=args.images,
-            texts=args.texts, text_cols=args.text_col, text_id_col=args.text_id_col, title_col=args.title_col,
-            models=args.models, image_model=args.image_model, tokenizer=args.tokenizer, text_model=args.text_model,
-            name=args.name, n_threads=args.threads, progress=not args.quiet)
 
 
 def cmd_report(args) -> int:
