@@ -19,10 +19,13 @@ import scipy.sparse as sp
 
 from .._base import BaseEstimator, check_is_fitted
 from .._validation import (
+    check_allocation,
     check_bool,
     check_float,
     check_int,
     check_interactions,
+    check_item_ids,
+    check_k,
     check_user_ids,
     warn_empty_rows,
 )
@@ -64,7 +67,8 @@ class Recommender(BaseEstimator):
         ndarray of shape (b, n_items), float32
         """
         check_is_fitted(self)
-        return self._scorer().score_users(user_ids)
+        users, _ = check_user_ids(user_ids, self.n_users_, "user_ids")
+        return self._scorer().score_users(users)
 
     @property
     def n_users_(self) -> int:
@@ -100,7 +104,8 @@ class Recommender(BaseEstimator):
         filter_already_liked_items : bool, default=True
             Never recommend an item of the user's ``user_items`` row.
         filter_items : array-like of int, optional
-            Item ids never recommended to anyone.
+            Item ids never recommended to anyone. Applied as one shared mask on
+            each block of scores (memory independent of the number of users).
         items : array-like of int, optional
             Candidate item ids; only these are ranked (ids returned are item ids,
             not positions in ``items``).
@@ -114,21 +119,30 @@ class Recommender(BaseEstimator):
             Their scores; padding is ``-inf``.
         """
         check_is_fitted(self)
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive int; got {k!r}.")
-        users, scalar = check_user_ids(userid, self.n_users_)
         n_items = self.n_items_
-        candidates = None if items is None else _check_item_ids(items, n_items, "items")
-        excluded = self._excluded(users, user_items, filter_already_liked_items, filter_items, n_items)
-        if candidates is None:
-            score = self.score_users
-        else:
+        k = check_k(k, "k", n_items)
+        users, scalar = check_user_ids(userid, self.n_users_)
+        check_bool(filter_already_liked_items, "filter_already_liked_items", "recommend")
+        check_allocation(users.shape[0] * k * 12, f"the result of recommend for {users.shape[0]} users and k={k}")
+        candidates = None if items is None else check_item_ids(items, n_items, "items")
+        blocked = None if filter_items is None else check_item_ids(filter_items, n_items, "filter_items")
+        excluded = self._excluded(users, user_items, filter_already_liked_items, n_items)
+        scorer = self._scorer()
+        if candidates is not None:
             position = np.full(n_items, -1, dtype=np.int64)
             position[candidates] = np.arange(candidates.shape[0])
             excluded = _remap_columns(excluded, position, candidates.shape[0])
+            if blocked is not None:
+                blocked = position[blocked]
+                blocked = blocked[blocked >= 0]
 
-            def score(block):
-                return self.score_users(block)[:, candidates]
+        def score(block):
+            scores = scorer.score_users(block)
+            if candidates is not None:
+                scores = scores[:, candidates]
+            if blocked is not None:
+                scores[:, blocked] = np.nan  # the top-k kernels never select NaN: one shared mask, no (n, m) matrix
+            return scores
 
         local = np.arange(users.shape[0])
         ids_all = np.empty((users.shape[0], k), dtype=np.int64)
@@ -140,8 +154,8 @@ class Recommender(BaseEstimator):
             return ids_all[0], scores_all[0]
         return ids_all, scores_all
 
-    def _excluded(self, users, user_items, filter_liked, filter_items, n_items) -> sp.csr_matrix:
-        """Per-row excluded items of a recommend call as a canonical CSR (n, n_items)."""
+    def _excluded(self, users, user_items, filter_liked, n_items) -> sp.csr_matrix:
+        """Per-row excluded items (the users' seen items) of a recommend call as a canonical CSR (n, n_items)."""
         n = users.shape[0]
         excluded = sp.csr_matrix((n, n_items), dtype=np.float32)
         if filter_liked:
@@ -157,14 +171,8 @@ class Recommender(BaseEstimator):
                     f"shape ({n}, {n_items}); got {liked.shape}. Pass user_items[userid] rather than "
                     "the whole matrix."
                 )
-            excluded = excluded + liked
-        if filter_items is not None:
-            blocked = _check_item_ids(filter_items, n_items, "filter_items")
-            m = blocked.shape[0]
-            excluded = excluded + sp.csr_matrix(
-                (np.ones(n * m, np.float32), np.tile(blocked, n), np.arange(n + 1) * m), shape=(n, n_items)
-            )
-        return check_interactions(excluded, "excluded", allow_empty=True)
+            return liked
+        return excluded
 
     def _train(self, objective, train_matrix: sp.csr_matrix, valid, rng: np.random.Generator) -> None:
         """Run the BPR training loop on ``objective`` with this model's hyperparameters.
@@ -203,16 +211,6 @@ class Recommender(BaseEstimator):
             raise ValueError(f"{path!r}: the stored factors contain NaN or inf.")
 
 
-def _check_item_ids(values, n_items: int, name: str) -> np.ndarray:
-    ids = np.unique(np.asarray(values).ravel())
-    if ids.size and not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer item ids; got dtype {ids.dtype}.")
-    ids = ids.astype(np.int64, copy=False)
-    if ids.size and (ids[0] < 0 or ids[-1] >= n_items):
-        raise ValueError(f"{name} holds item ids outside [0, {n_items}): {ids[(ids < 0) | (ids >= n_items)][:5].tolist()}.")
-    return ids
-
-
 def _remap_columns(matrix: sp.csr_matrix, position: np.ndarray, n_cols: int) -> sp.csr_matrix:
     """Keep the columns with ``position >= 0`` and renumber them to ``position``."""
     coo = matrix.tocoo()
@@ -241,9 +239,19 @@ def check_training_params(model) -> None:
     check_bool(model.verbose, "verbose", owner)
 
 
-def check_fit_data(interactions, valid) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
-    """Canonical training matrix (warning about users without interactions) and validation matrix."""
+def check_fit_data(interactions, valid, width: int = 1) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """Canonical training matrix (warning about users without interactions) and validation matrix.
+
+    ``width`` is the number of floats the model keeps per user and per item (its embedding
+    size): a fit whose tables (parameters, two Adam moments and the final factors) cannot fit
+    in memory is refused before anything is allocated.
+    """
     train = check_interactions(interactions, "interactions")
+    n_users, n_items = train.shape
+    check_allocation(
+        (n_users + n_items) * int(width) * 4 * 4,
+        f"interactions of shape {train.shape}: the ({n_users} + {n_items}) x {width} float32 tables of the fit",
+    )
     warn_empty_rows(train, "interactions")
     if valid is not None:
         valid = check_interactions(valid, "valid", shape=train.shape, allow_empty=True)

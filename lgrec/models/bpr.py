@@ -160,7 +160,7 @@ class BPRMF(Recommender):
         self
         """
         check_training_params(self)
-        train_matrix, valid = check_fit_data(interactions, valid)
+        train_matrix, valid = check_fit_data(interactions, valid, self.embedding_size)
         rng = check_random_state(self.random_state)
         n_users, n_items = train_matrix.shape
         objective = MFObjective(

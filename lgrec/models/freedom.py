@@ -324,7 +324,7 @@ class FREEDOM(Recommender):
         check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
         check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, closed="left")
         check_float(self.modality_weight, "modality_weight", owner, low=0.0)
-        train_matrix, valid = check_fit_data(interactions, valid)
+        train_matrix, valid = check_fit_data(interactions, valid, self.embedding_size)
         n_users, n_items = train_matrix.shape
         given = {"image": check_features(img_feats, "img_feats", n_items),
                  "text": check_features(txt_feats, "txt_feats", n_items)}

@@ -103,7 +103,7 @@ class LightGCN(Recommender):
         """
         check_training_params(self)
         check_int(self.n_layers, "n_layers", type(self).__name__, low=1)
-        train_matrix, valid = check_fit_data(interactions, valid)
+        train_matrix, valid = check_fit_data(interactions, valid, self.embedding_size)
         rng = check_random_state(self.random_state)
         n_users, n_items = train_matrix.shape
         objective = GraphObjective(

@@ -481,7 +481,7 @@ class RLMultimodalRec(Recommender):
         self
         """
         self._check_params()
-        train_matrix, valid = check_fit_data(interactions, valid)
+        train_matrix, valid = check_fit_data(interactions, valid, self.embedding_size)
         n_users, n_items = train_matrix.shape
         img = check_features(img_feats, "img_feats", n_items)
         txt = check_features(txt_feats, "txt_feats", n_items)

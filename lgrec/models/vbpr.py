@@ -296,7 +296,7 @@ class VBPR(Recommender):
         owner = type(self).__name__
         check_training_params(self)
         check_bool(self.item_bias, "item_bias", owner)
-        train_matrix, valid = check_fit_data(interactions, valid)
+        train_matrix, valid = check_fit_data(interactions, valid, 2 * self.embedding_size)
         n_users, n_items = train_matrix.shape
         given = {"image": check_features(img_feats, "img_feats", n_items),
                  "text": check_features(txt_feats, "txt_feats", n_items)}
