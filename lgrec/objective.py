@@ -330,6 +330,23 @@ class GraphObjective(Objective):
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
         """Final user (n_users, d) and item (n_items, d) embeddings on the full graph."""
         users0, items0, context, _ = self.layer0(None)
+        return self.final_factors(users0, items0, context)
+
+    def final_factors(self, users0: np.ndarray, items0: np.ndarray, context) -> tuple[np.ndarray, np.ndarray]:
+        """Final embeddings of given layer-0 tables on the full graph (linear in them for a fixed ``context``).
+
+        Parameters
+        ----------
+        users0 : ndarray of shape (n_users, d)
+        items0 : ndarray of shape (n_items, d)
+        context : object
+            From :meth:`layer0`.
+
+        Returns
+        -------
+        users : ndarray of shape (n_users, d)
+        items : ndarray of shape (n_items, d)
+        """
         final_users, final_items = propagate(self.graph, users0, items0, self.n_layers, self.layer_weights())
         all_items = np.arange(self.graph.n_items)
         return final_users, self.final_items(all_items, final_items, items0, context)

@@ -27,9 +27,11 @@ from gradcheck import check_objective_gradients, triplets
     memory_weight=st.sampled_from([0.0, 2.0]),
     item_graph=st.booleans(),
     warm_content=st.booleans(),
+    edge_dropout=st.sampled_from([0.0, 0.5]),
 )
 def test_whole_model_gradient_on_tiny_random_graphs(
-    seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, memory_weight, item_graph, warm_content
+    seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, memory_weight, item_graph, warm_content,
+    edge_dropout,
 ):
     rng = np.random.default_rng(seed)
     n_users, n_items, dim = 4, 6, 3
@@ -49,10 +51,25 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         rng.standard_normal((n_items, dim)), fusion, inputs, n_layers, reg, content_weight, cold_start, fixed_gate,
         memory=content_memory(train, inputs, 2), memory_weight=memory_weight,
         item_graphs=modality_graphs(inputs, 3) if item_graph else None, warm_content=warm_content,
+        train=train, edge_dropout=edge_dropout,
     )
     users, pos, neg = triplets(rng, train, 5)
     neg[0] = 5  # the cold item takes part
-    check_objective_gradients(objective, users, pos, neg)
+    state = objective.start_epoch(rng, objective.initial_state())  # the epoch's pruned graph, if any
+    check_objective_gradients(objective, users, pos, neg, state=state)
+
+
+def test_edge_dropout_trains_on_a_pruned_graph_and_scores_on_the_full_one(synthetic):
+    train = synthetic.train
+    objective = RLMMObjective(
+        normalized_adjacency(train), *(np.zeros((n, 4), np.float32) for n in train.shape), {}, None, 2, 0.0, 0.0,
+        False, train=train, edge_dropout=0.75,
+    )
+    state = objective.start_epoch(np.random.default_rng(0), objective.initial_state())
+    pruned = objective.training_graph(state)
+    assert pruned.r_norm.nnz == int(train.nnz * 0.25)
+    assert objective.training_graph(None) is objective.graph
+    assert objective.start_epoch(np.random.default_rng(0), None).graph.r_norm.nnz == pruned.r_norm.nnz
 
 
 @pytest.mark.parametrize("image_weight", [0.5, 0.25, 0.9])
@@ -252,3 +269,32 @@ def test_one_call_fit_and_gate_summary(synthetic):
     first = str(groups[has][0])
     mask = has & (groups.astype(str) == first)
     assert summary["by_group"][first] == {"items": int(mask.sum()), "mean": pytest.approx(float(model.image_share_[mask].mean()))}
+
+
+@pytest.mark.parametrize("params", [{}, {"item_graph": True, "warm_content": False}])
+def test_explain_parts_add_up_to_the_score(synthetic, params):
+    model = lgrec.RLMultimodalRec(max_epochs=2, batch_size=256, learning_rate=0.01, random_state=0, n_neighbors=5,
+                                  **params).fit(synthetic.train, synthetic.image, synthetic.text)
+    train = synthetic.train
+    user = int(np.argmax(np.diff(train.indptr)))
+    scores = model.score_users(np.array([user]))[0]
+    rng = np.random.default_rng(0)
+    for item in [*rng.choice(train.shape[1], 5, replace=False), *model.cold_items_[:2]]:
+        parts = model.explain(user, int(item), train, n_contributors=3)
+        assert parts["graph"] + parts["content"] + parts["memory"] == pytest.approx(parts["score"], abs=1e-9)
+        assert parts["score"] == pytest.approx(float(scores[item]), rel=1e-4, abs=1e-5)
+        history = set(train[user].indices)
+        assert len(parts["contributors"]) == 3 and all(j in history for j, _ in parts["contributors"])
+        values = [c for _, c in parts["contributors"]]
+        assert values == sorted(values, reverse=True)
+    if not params:  # without the item graph (which mixes in neighbours' ID embeddings) a cold item is all content
+        assert model.explain(user, int(model.cold_items_[0]))["graph"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_explain_rejects_unknown_ids_and_foreign_matrices(fitted, synthetic):
+    with pytest.raises(ValueError, match="item"):
+        fitted.explain(0, synthetic.train.shape[1] + 5)
+    with pytest.raises(ValueError, match="user"):
+        fitted.explain(-1, 0)
+    with pytest.raises(ValueError, match="interactions"):
+        fitted.explain(0, 0, synthetic.train[:5])

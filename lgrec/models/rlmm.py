@@ -50,13 +50,15 @@ central differences).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._base import check_is_fitted
-from .._validation import check_bool, check_choice, check_features, check_float, check_int, check_random_state
+from .._validation import (
+    check_bool, check_choice, check_features, check_float, check_int, check_interactions, check_random_state,
+)
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency
 from ..knn import content_memory, modality_graphs
@@ -64,6 +66,7 @@ from ..losses import bpr_backward, bpr_forward
 from ..objective import GraphObjective
 from ..scoring import FactorScorer
 from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+from .freedom import prune_edges
 
 __all__ = ["ContentWindow", "RLMMObjective", "RLMultimodalRec", "fit", "gate_summary"]
 
@@ -87,6 +90,8 @@ class ContentWindow:
         Gradient with respect to the gate through the item-item graphs, summed likewise.
     batches : int
         Batches of the window done.
+    graph : BipartiteGraph or None
+        The epoch's pruned user-item graph (None: the full graph).
     """
 
     fused: np.ndarray | None = None
@@ -94,6 +99,7 @@ class ContentWindow:
     d_fused: np.ndarray | None = None
     d_gate: np.ndarray | None = None
     batches: int = 0
+    graph: BipartiteGraph | None = None
 
 
 def _add(total, part):
@@ -114,7 +120,10 @@ class RLMMObjective(GraphObjective):
       gated item-item term :math:`h_i = g_i \\odot (\\hat S_v E^{(0)})_i +
       (1 - g_i) \\odot (\\hat S_t E^{(0)})_i` with the fusion's gate :math:`g_i`;
     - :meth:`extra_loss` is the content-only BPR term;
-    - the content-neighbour memory is the fixed score term.
+    - the content-neighbour memory is the fixed score term;
+    - with ``edge_dropout``, :meth:`start_epoch` draws the epoch's pruned
+      user-item graph (:func:`lgrec.models.freedom.prune_edges`) and
+      :meth:`training_graph` returns it.
 
     Parameters
     ----------
@@ -151,15 +160,25 @@ class RLMMObjective(GraphObjective):
         empty: no item-item term.
     warm_content : bool, default=True
         Add the fused content to the layer 0 of items with training interactions too.
+    train : scipy.sparse.csr_matrix of shape (n_users, n_items), optional
+        Canonical binary training matrix; needed when ``edge_dropout`` > 0.
+    edge_dropout : float, default=0.0
+        Fraction of training edges pruned each epoch (degree-sensitive, as in FREEDOM).
     """
 
     def __init__(self, graph: BipartiteGraph, user, item, fusion, inputs: FusionInputs | None,
                  n_layers: int, regularization: float, content_weight: float, cold_start: bool,
                  fixed_gate: float | None = None, content_refresh: int = 1, memory=None,
                  memory_weight: float = 0.0, gate_learning_rate: float | None = None,
-                 item_graphs: dict | None = None, warm_content: bool = True):
+                 item_graphs: dict | None = None, warm_content: bool = True,
+                 train: sp.csr_matrix | None = None, edge_dropout: float = 0.0):
         super().__init__(graph, user, item, n_layers, regularization,
                          score_terms=memory if memory_weight > 0 else None, score_weight=memory_weight)
+        if edge_dropout > 0.0 and train is None:
+            raise ValueError("RLMMObjective: edge_dropout > 0 needs the training matrix (train).")
+        self.train = train
+        self.edge_dropout = edge_dropout
+        self.edge_weights = graph.r_norm.data.astype(np.float64) if edge_dropout > 0.0 else None
         self.inputs = inputs if inputs is not None and inputs.items.size else None
         self.content_weight = content_weight if self.inputs is not None else 0.0
         self.fixed_gate = fixed_gate
@@ -187,6 +206,17 @@ class RLMMObjective(GraphObjective):
     def learning_rates(self) -> dict:
         return self._learning_rates
 
+    def start_epoch(self, rng: np.random.Generator, state: ContentWindow | None) -> ContentWindow | None:
+        """Draws the epoch's pruned user-item graph when ``edge_dropout`` > 0; the content window carries on."""
+        if self.edge_dropout == 0.0:
+            return state
+        pruned = prune_edges(self.train, self.edge_weights, self.edge_dropout, rng)
+        graph = normalized_adjacency(pruned, dtype=self.params["user"].dtype, threaded=self.graph.threaded)
+        return replace(state or ContentWindow(), graph=graph)
+
+    def training_graph(self, state: ContentWindow | None) -> BipartiteGraph:
+        return self.graph if state is None or state.graph is None else state.graph
+
     def content(self) -> tuple[np.ndarray | None, tuple | None]:
         """Fused content of the items with features, shape (n_content, d), and the fusion cache."""
         if self.inputs is None:
@@ -199,7 +229,7 @@ class RLMMObjective(GraphObjective):
         if self.inputs is not None:
             if state is None or state.fused is None:
                 fused, cache = self.content()
-                state = ContentWindow(fused, cache)
+                state = ContentWindow(fused, cache, graph=None if state is None else state.graph)
             else:
                 fused, cache = state.fused, state.cache
         items = self.params["item"]
@@ -228,9 +258,9 @@ class RLMMObjective(GraphObjective):
                 d_gate = _add(d_gate, extra["gate"])
             if state.batches + 1 == self.content_refresh:
                 grads.update(fusion_backward(d_fused, self.params, self.inputs, cache, d_gate))
-                state = ContentWindow()
+                state = ContentWindow(graph=state.graph)
             else:
-                state = ContentWindow(fused, cache, d_fused, d_gate, state.batches + 1)
+                state = ContentWindow(fused, cache, d_fused, d_gate, state.batches + 1, state.graph)
         d_items[self.isolated] = 0.0  # cold-start items have no ID embedding (no-op without cold_start)
         return grads, state
 
@@ -361,6 +391,18 @@ class RLMultimodalRec(Recommender):
         feature dimensions: on H&M a window of 8 costs a third of the epoch
         time of per-batch windows, with the same validation and test quality
         as windows of 1 and 4 (``benchmarks/README.md``).
+    item_graph : bool, default=False
+        Add the gated item-item term: each item's final embedding gains
+        :math:`g_i \\odot (\\hat S_v E^{(0)})_i + (1 - g_i) \\odot (\\hat S_t E^{(0)})_i`,
+        the layer-0 embeddings smoothed over each modality's ``n_neighbors``
+        kNN graph (:func:`lgrec.knn.modality_graphs`) and mixed per item and
+        dimension by the fusion gate, which then also learns from the ranking loss.
+    warm_content : bool, default=True
+        Add the fused content to the layer 0 of items with training
+        interactions (False: only cold-start items get content in layer 0).
+    edge_dropout : float in [0, 1), default=0.0
+        Fraction of training edges pruned each epoch, degree-sensitively as in
+        FREEDOM (:func:`lgrec.models.freedom.prune_edges`); scoring uses the full graph.
     batch_size : int, default=2048
     max_epochs : int, default=1000
     patience : int, default=20
@@ -372,6 +414,10 @@ class RLMultimodalRec(Recommender):
     user_factors_ : ndarray of shape (n_users, embedding_size), float32
     item_factors_ : ndarray of shape (n_items, embedding_size), float32
         Final embeddings; the score is their dot product plus the memory term.
+    item_content_factors_ : ndarray of shape (n_items, embedding_size), float32
+        The part of ``item_factors_`` that comes from the fused content (the
+        final embeddings of the content alone: propagation is linear), used by
+        :meth:`explain`.
     user_embeddings_, item_embeddings_ : ndarray, float32
         Layer-0 ID embeddings.
     gate_ : ndarray of shape (n_items, embedding_size), float32
@@ -415,6 +461,7 @@ class RLMultimodalRec(Recommender):
         content_refresh: int = 8,
         item_graph: bool = False,
         warm_content: bool = True,
+        edge_dropout: float = 0.0,
         batch_size: int = 2048,
         max_epochs: int = 1000,
         patience: int = 20,
@@ -437,6 +484,7 @@ class RLMultimodalRec(Recommender):
         self.content_refresh = content_refresh
         self.item_graph = item_graph
         self.warm_content = warm_content
+        self.edge_dropout = edge_dropout
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
@@ -460,6 +508,7 @@ class RLMultimodalRec(Recommender):
         check_int(self.content_refresh, "content_refresh", owner, low=1)
         check_bool(self.item_graph, "item_graph", owner)
         check_bool(self.warm_content, "warm_content", owner)
+        check_float(self.edge_dropout, "edge_dropout", owner, low=0.0, high=1.0, closed="left")
 
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on interactions and item features.
@@ -504,11 +553,18 @@ class RLMultimodalRec(Recommender):
             fixed_gate=0.5 if self.gate == "average" else None, content_refresh=self.content_refresh,
             memory=memory, memory_weight=self.memory_weight, gate_learning_rate=self.gate_learning_rate,
             item_graphs=item_graphs, warm_content=self.warm_content,
+            train=train_matrix, edge_dropout=self.edge_dropout,
         )
         self._train(objective, train_matrix, valid, rng)
         self.user_embeddings_ = objective.params["user"]
         self.item_embeddings_ = objective.params["item"]
-        self.user_factors_, self.item_factors_ = objective.factors()
+        users0, items0, context, _ = objective.layer0(None)
+        self.user_factors_, self.item_factors_ = objective.final_factors(users0, items0, context)
+        content0 = np.zeros_like(items0)
+        if context[0] is not None:
+            at = objective.content_items
+            content0[inputs.items[at]] = context[0][at]
+        _, self.item_content_factors_ = objective.final_factors(np.zeros_like(users0), content0, context)
         self.cold_items_ = np.flatnonzero(np.diff(objective.graph.r_norm_t.indptr) == 0)
         for key, attr in _FUSION_ATTRS.items():
             setattr(self, attr, objective.params.get(key))
@@ -606,12 +662,77 @@ class RLMultimodalRec(Recommender):
         content, gate = self.content_embeddings(img_feats, txt_feats)
         start = self.item_factors_.shape[0]
         self.item_factors_ = np.concatenate([self.item_factors_, content])
+        self.item_content_factors_ = np.concatenate([self.item_content_factors_, content])
         self.item_embeddings_ = np.concatenate([self.item_embeddings_, np.zeros_like(content)])
         self.gate_ = np.concatenate([self.gate_, gate])
         self.image_share_ = np.concatenate([self.image_share_, _image_share(gate)])
         new_ids = np.arange(start, start + content.shape[0], dtype=np.int64)
         self.cold_items_ = np.concatenate([self.cold_items_, new_ids])
         return new_ids
+
+    def explain(self, user: int, item: int, interactions=None, n_contributors: int = 5) -> dict:
+        """The parts of one score, the item's image share, and the history items behind it.
+
+        The score :math:`e_u^\\top e_i + \\alpha m_{ui}` splits exactly into
+        ``graph`` (the ID embeddings propagated on the graph:
+        :math:`e_u^\\top (e_i - c_i)`), ``content`` (:math:`e_u^\\top c_i` with
+        :math:`c_i` = ``item_content_factors_[item]``, the fused content's share of
+        the item's final embedding, its item-graph term included) and
+        ``memory`` (:math:`\\alpha m_{ui}`); the parts add up to ``score``.
+
+        With ``interactions`` (the training matrix), the user's training items
+        are ranked by :math:`\\hat A_{uj}\\, e_j^\\top e_i`: the graph weight
+        :math:`1/\\sqrt{d_u d_j}` of the first-hop path from the user through
+        item :math:`j`, times how much :math:`j` and :math:`i` agree in the
+        final embedding space. It ranks the history; it is not a further
+        split of the score (the graph part also flows through longer paths).
+
+        Parameters
+        ----------
+        user : int
+            User id in ``[0, n_users_)``.
+        item : int
+            Item id in ``[0, n_items_)``.
+        interactions : scipy.sparse matrix of shape (n_users_, n_items_ at fit), optional
+            The training interactions; needed for ``contributors``.
+        n_contributors : int, default=5
+            History items returned, largest contribution first.
+
+        Returns
+        -------
+        dict
+            ``score``, ``graph``, ``content``, ``memory`` (float), ``image_share``
+            (float, NaN for an item without features) and, with ``interactions``,
+            ``contributors``: a list of ``(item, contribution)`` pairs.
+        """
+        check_is_fitted(self, "item_content_factors_")
+        owner = f"{type(self).__name__}.explain"
+        user = check_int(user, "user", owner, low=0, high=self.user_factors_.shape[0] - 1)
+        item = check_int(item, "item", owner, low=0, high=self.item_factors_.shape[0] - 1)
+        n_contributors = check_int(n_contributors, "n_contributors", owner, low=0)
+        e_u = self.user_factors_[user].astype(np.float64)
+        total = float(e_u @ self.item_factors_[item])
+        content = float(e_u @ self.item_content_factors_[item])
+        memory = self._memory()
+        memory_row = memory[user] if memory is not None else None
+        m_ui = 0.0
+        if memory_row is not None and item < memory.shape[1]:
+            m_ui = float(memory_row[0, item])
+        result = {"score": total + self.memory_weight * m_ui, "graph": total - content, "content": content,
+                  "memory": self.memory_weight * m_ui, "image_share": float(self.image_share_[item])}
+        if interactions is not None:
+            train = check_interactions(interactions, "interactions")
+            if train.shape[0] != self.user_factors_.shape[0] or train.shape[1] > self.item_factors_.shape[0]:
+                raise ValueError(f"{owner}: interactions must have shape ({self.user_factors_.shape[0]}, n_items) "
+                                 f"with n_items <= {self.item_factors_.shape[0]} (the training matrix); "
+                                 f"got {train.shape}.")
+            history = train.indices[train.indptr[user] : train.indptr[user + 1]]
+            degree = np.bincount(train.indices, minlength=train.shape[1])[history].astype(np.float64)
+            similarity = self.item_factors_[history].astype(np.float64) @ self.item_factors_[item].astype(np.float64)
+            contribution = similarity / np.sqrt(max(history.size, 1) * degree)
+            order = np.argsort(-contribution, kind="stable")[:n_contributors]
+            result["contributors"] = [(int(history[j]), float(contribution[j])) for j in order]
+        return result
 
 
 def _common_rows(img_feats, txt_feats) -> int:
