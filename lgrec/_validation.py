@@ -31,9 +31,10 @@ __all__ = [
 
 _INF = float("inf")
 
-#: Largest absolute feature value accepted. Beyond it a float32 copy of the features is no longer
-#: trustworthy: values above 3.4e38 become inf, and squares of values above ~1e19 overflow float32.
-FEATURE_ABS_MAX = 1e15
+#: Largest absolute feature value accepted: the float32 range (a float32 copy of a larger value is inf).
+#: Models normalise rows scale-free (:func:`lgrec._numeric.unit_rows`); a model that feeds raw
+#: features to its loss (FREEDOM, VBPR) is protected by the divergence rule of :mod:`lgrec.training`.
+FEATURE_ABS_MAX = float(np.finfo(np.float32).max)
 
 
 def _physical_memory() -> int | None:

@@ -30,11 +30,18 @@ from .._validation import (
     warn_empty_rows,
 )
 from ..evaluation import rank_blocks
-from ..persistence import load_model, save_model
+from ..persistence import Array, Value, load_model, save_model
 from ..scoring import FactorScorer
 from ..training import TripletSampler, train
 
 __all__ = ["Recommender", "check_fit_data", "check_training_params", "xavier_normal", "xavier_uniform"]
+
+#: Learned state every model saves (see :mod:`lgrec.persistence`): symbols U users, I items, F factor width.
+FACTOR_STATE = {"user_factors_": Array(("U", "F")), "item_factors_": Array(("I", "F")), "history_": Value("history")}
+#: ... and what the BPR training loop adds.
+TRAINED_STATE = {"best_epoch_": Value("count"), "batch_size_": Value("positive")}
+#: ... and the layer-0 ID embeddings of the graph models (E: ``embedding_size``).
+EMBEDDING_STATE = {"user_embeddings_": Array(("U", "E")), "item_embeddings_": Array(("I", "E"))}
 
 
 class Recommender(BaseEstimator):
@@ -50,6 +57,13 @@ class Recommender(BaseEstimator):
 
     requires_features = False
     uses_features = False
+    #: Learned attributes a saved model may hold, and what each must look like (:mod:`lgrec.persistence`):
+    #: ``load`` refuses any other name. A subclass that learns a new attribute declares it here.
+    _saved_state = FACTOR_STATE
+
+    def _check_params(self) -> None:
+        """Validate the hyperparameters (called by ``fit`` and by ``load``)."""
+        check_bool(self.verbose, "verbose", type(self).__name__)
 
     def _scorer(self) -> FactorScorer:
         """The fitted model's scores (subclasses add fixed score terms)."""
@@ -199,16 +213,9 @@ class Recommender(BaseEstimator):
         """Load a model saved with :meth:`save`; the file must hold a ``cls``."""
         return load_model(cls, path)
 
-    def _check_loaded_state(self, path) -> None:
-        """Validate arrays read from ``path`` (shapes consistent, values finite)."""
+    def _check_loaded_state(self) -> None:
+        """Model-specific checks of a loaded state beyond :attr:`_saved_state` (raise ValueError)."""
         check_is_fitted(self)
-        users, items = self.user_factors_, self.item_factors_
-        if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
-            raise ValueError(
-                f"{path!r}: user_factors_ {users.shape} and item_factors_ {items.shape} do not agree."
-            )
-        if not (np.isfinite(users).all() and np.isfinite(items).all()):
-            raise ValueError(f"{path!r}: the stored factors contain NaN or inf.")
 
 
 def _remap_columns(matrix: sp.csr_matrix, position: np.ndarray, n_cols: int) -> sp.csr_matrix:

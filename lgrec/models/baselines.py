@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._numeric import unit_rows
-from .._validation import check_bool, check_features
+from .._validation import check_features
 from ._base import Recommender, check_fit_data
 
 __all__ = ["ContentKNN", "Popularity", "normalized_content"]
@@ -43,7 +43,7 @@ class Popularity(Recommender):
         -------
         self
         """
-        check_bool(self.verbose, "verbose", type(self).__name__)
+        self._check_params()
         train, _ = check_fit_data(interactions, valid)
         counts = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float32)
         self.user_factors_ = np.ones((train.shape[0], 1), dtype=np.float32)
@@ -123,7 +123,7 @@ class ContentKNN(Recommender):
         -------
         self
         """
-        check_bool(self.verbose, "verbose", type(self).__name__)
+        self._check_params()
         train, _ = check_fit_data(interactions, valid)
         n_items = train.shape[1]
         img = check_features(img_feats, "img_feats", n_items)

@@ -40,7 +40,8 @@ from ..graph import BipartiteGraph, normalized_adjacency
 from ..knn import modality_graph
 from ..losses import bpr_backward, bpr_forward
 from ..objective import GraphObjective
-from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+from ..persistence import Value
+from ._base import EMBEDDING_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params, xavier_uniform
 from .vbpr import ItemFeatures
 
 __all__ = ["FREEDOM", "FreedomObjective", "prune_edges"]
@@ -295,6 +296,19 @@ class FREEDOM(Recommender):
         self.random_state = random_state
         self.verbose = verbose
 
+    _saved_state = {**Recommender._saved_state, **TRAINED_STATE, **EMBEDDING_STATE,
+                    "item_graph_nnz_": Value("count")}
+
+    def _check_params(self) -> None:
+        owner = type(self).__name__
+        check_training_params(self)
+        check_int(self.n_layers, "n_layers", owner, low=1)
+        check_int(self.n_mm_layers, "n_mm_layers", owner, low=0)
+        check_int(self.n_neighbors, "n_neighbors", owner, low=1)
+        check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
+        check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, closed="left")
+        check_float(self.modality_weight, "modality_weight", owner, low=0.0)
+
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on a user-item matrix and item features.
 
@@ -317,13 +331,7 @@ class FREEDOM(Recommender):
             When both feature arguments are None (use LightGCN without features).
         """
         owner = type(self).__name__
-        check_training_params(self)
-        check_int(self.n_layers, "n_layers", owner, low=1)
-        check_int(self.n_mm_layers, "n_mm_layers", owner, low=0)
-        check_int(self.n_neighbors, "n_neighbors", owner, low=1)
-        check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
-        check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, closed="left")
-        check_float(self.modality_weight, "modality_weight", owner, low=0.0)
+        self._check_params()
         train_matrix, valid = check_fit_data(interactions, valid, self.embedding_size)
         n_users, n_items = train_matrix.shape
         given = {"image": check_features(img_feats, "img_feats", n_items),

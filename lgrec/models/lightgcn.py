@@ -18,7 +18,7 @@ from __future__ import annotations
 from .._validation import check_int, check_random_state
 from ..graph import normalized_adjacency
 from ..objective import GraphObjective
-from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+from ._base import EMBEDDING_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params, xavier_uniform
 
 __all__ = ["LightGCN"]
 
@@ -87,6 +87,12 @@ class LightGCN(Recommender):
         self.random_state = random_state
         self.verbose = verbose
 
+    _saved_state = {**Recommender._saved_state, **TRAINED_STATE, **EMBEDDING_STATE}
+
+    def _check_params(self) -> None:
+        check_training_params(self)
+        check_int(self.n_layers, "n_layers", type(self).__name__, low=1)
+
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on a user-item matrix; features are ignored (collaborative model).
 
@@ -101,8 +107,7 @@ class LightGCN(Recommender):
         -------
         self
         """
-        check_training_params(self)
-        check_int(self.n_layers, "n_layers", type(self).__name__, low=1)
+        self._check_params()
         train_matrix, valid = check_fit_data(interactions, valid, self.embedding_size)
         rng = check_random_state(self.random_state)
         n_users, n_items = train_matrix.shape

@@ -65,7 +65,8 @@ from ..knn import content_memory, modality_graphs
 from ..losses import bpr_backward, bpr_forward
 from ..objective import GraphObjective
 from ..scoring import FactorScorer
-from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+from ..persistence import Array, Value
+from ._base import EMBEDDING_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params, xavier_uniform
 from .freedom import prune_edges
 
 __all__ = ["ContentWindow", "RLMMObjective", "RLMultimodalRec", "fit", "gate_summary"]
@@ -442,6 +443,24 @@ class RLMultimodalRec(Recommender):
     """
 
     uses_features = True
+    _saved_state = {
+        **Recommender._saved_state, **TRAINED_STATE, **EMBEDDING_STATE,
+        "item_content_factors_": Array(("I", "F")),
+        "cold_items_": Array(("C",), dtype="int", ids_of="I"),
+        "gate_": Array(("I", "E"), finite=False),
+        "image_share_": Array(("I",), finite=False),
+        "image_dim_": Value("count", size_of="Dv"), "text_dim_": Value("count", size_of="Dt"),
+        "image_weights_": Array(("Dv", "E"), optional=True), "image_bias_": Array(("E",), optional=True),
+        "text_weights_": Array(("Dt", "E"), optional=True), "text_bias_": Array(("E",), optional=True),
+        "gate_weights_": Array(("G", "E"), optional=True), "gate_bias_": Array(("E",), optional=True),
+        "image_mean_": Array(("Dv",), optional=True), "image_std_": Array(("Dv",), optional=True),
+        "text_mean_": Array(("Dt",), optional=True), "text_std_": Array(("Dt",), optional=True),
+        "memory_data_": Array(("M",), optional=True),
+        "memory_indices_": Array(("M",), dtype="int", optional=True, ids_of="I"),
+        "memory_indptr_": Array(("U+1",), dtype="int", optional=True),
+    }
+    #: The memory is one CSR matrix (users x items) saved as three arrays.
+    _saved_sparse = {"memory": ("U", "I")}
 
     def __init__(
         self,
