@@ -265,6 +265,11 @@ def _unique_pairs(frame: pd.DataFrame, user_col: str, item_col: str, time_col: s
         raise ValueError(f"frame has no column(s) {missing}; its columns are {list(frame.columns)}.")
     if len(frame) == 0:
         raise ValueError("frame has no rows.")
+    for column in (user_col, item_col):
+        kind = pd.api.types.infer_dtype(frame[column], skipna=True)
+        if kind.startswith("mixed") or kind in ("complex", "bytes"):
+            kinds = sorted({type(v).__name__ for v in frame[column].dropna()})
+            raise TypeError(f"frame column {column!r} mixes id types {kinds}; ids must be all numbers or all strings.")
     data = frame[columns].rename(columns={user_col: "user", item_col: "item", time_col: "time"})
     for column in data.columns:
         n_missing = int(data[column].isna().sum())

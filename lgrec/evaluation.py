@@ -141,7 +141,7 @@ def _metric_sums(hits: np.ndarray, n_truth: np.ndarray, ks: tuple[int, ...]) -> 
     sum_precision = np.cumsum(hits * (cum_hits / ranks), axis=1)
     out = {}
     for k in ks:
-        capped = np.minimum(n_truth, k)
+        capped = np.minimum(n_truth.astype(np.int64), min(k, max_k))
         last = min(k, max_k) - 1
         out[f"recall@{k}"] = float(np.sum(cum_hits[:, last] / n_truth))
         out[f"ndcg@{k}"] = float(np.sum(dcg[:, last] / ideal[capped - 1]))
@@ -170,7 +170,8 @@ def evaluate(
         Items not ranked for each user, normally the training interactions
         (MMRec masks the training items for both valid and test).
     k : int or sequence of int, default=(5, 10, 20, 50)
-        Cut-offs.
+        Cut-offs. A cut-off above the number of items ranks the whole catalogue
+        (nothing is allocated beyond it; precision still divides by K).
     block_size : int, default=1024
         Users scored at once by one worker thread (see :func:`rank_blocks`).
 

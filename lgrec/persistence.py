@@ -225,7 +225,10 @@ def _load(cls, archive: zipfile.ZipFile, file_size: int):
                 raise _Refused(f"the sparse matrix {prefix} is incomplete (data, indices and indptr go together).")
             from ._validation import check_csr_arrays
 
-            check_csr_arrays(parts[2], parts[1], (sizes[rows], sizes[cols]), f"{prefix}_*_ arrays", parts[0])
+            try:
+                check_csr_arrays(parts[2], parts[1], (sizes[rows], sizes[cols]), f"the {prefix} arrays", parts[0])
+            except ValueError as exc:
+                raise _Refused(str(exc)) from None
     for name, value in meta["learned"].items():
         setattr(model, name, value)
     for name, array in arrays.items():

@@ -17,7 +17,9 @@ means the steps overshoot and do not come back). A last epoch whose loss is
 above :data:`RISE_WARNING_FACTOR` times that initial loss without crossing the
 bound may still recover, so it only warns (:class:`RuntimeWarning`) at the end
 of the fit (the loss of the multimodal models may rise a few per cent in the first
-epochs while the content terms grow; that is not reported). Both messages advise a lower
+epochs while the content terms grow; that is not reported). A first-batch loss
+above :data:`INITIAL_LOSS_MAX` (features scaled by 1e20 in a model that projects
+raw features) raises at once, advising to standardise the features. Both messages advise a lower
 ``learning_rate``. A training matrix where no user has a possible negative item
 (every user interacted with every item, e.g. a one-item catalogue) cannot be
 trained with BPR and raises :class:`~lgrec.ModelFitError` saying so.
@@ -42,8 +44,8 @@ from .evaluation import evaluate
 from .kernels import sample_negatives
 from .optim import Adam
 
-__all__ = ["AUTO_MIN_BATCH", "AUTO_STEPS_PER_EPOCH", "DIVERGENCE_FACTOR", "TrainResult", "TripletSampler",
-           "resolve_batch_size", "train"]
+__all__ = ["AUTO_MIN_BATCH", "AUTO_STEPS_PER_EPOCH", "DIVERGENCE_FACTOR", "INITIAL_LOSS_MAX", "RISE_WARNING_FACTOR",
+           "TrainResult", "TripletSampler", "resolve_batch_size", "train"]
 
 VALID_METRIC = "recall@20"
 _SEED_BLOCK = 4096
@@ -51,6 +53,8 @@ _SEED_BLOCK = 4096
 DIVERGENCE_FACTOR = 10.0
 #: A last epoch whose mean loss exceeds this many times the initial loss warns that the fit may not have converged.
 RISE_WARNING_FACTOR = 2.0
+#: A loss above this at the initial parameters (where BPR gives about log 2) means badly scaled inputs.
+INITIAL_LOSS_MAX = 1e4
 
 #: ``batch_size="auto"``: batches grow with the data so that an epoch takes this many optimiser steps
 #: (each step propagates the whole graph, so an epoch then costs time linear in the interactions) ...
@@ -221,6 +225,12 @@ def train(
         loss = float(losses.mean())
         if epoch == 1 and losses.size:
             initial_loss = float(losses[0])
+            if initial_loss > INITIAL_LOSS_MAX:
+                raise ModelFitError(
+                    f"{owner}: the loss at the initial parameters is {initial_loss:.4g}, where a BPR model starts "
+                    f"near 0.69 (log 2); the inputs are badly scaled. Standardise the item features (e.g. "
+                    "divide each row by its norm) or lower their magnitude."
+                )
         train_seconds = time.perf_counter() - started
         _check_finite(epoch, loss, params, owner, learning_rate, initial_loss)
         record = {"epoch": epoch, "loss": loss, "train_seconds": train_seconds, "eval_seconds": 0.0}

@@ -138,6 +138,8 @@ class Recommender(BaseEstimator):
         users, scalar = check_user_ids(userid, self.n_users_)
         check_bool(filter_already_liked_items, "filter_already_liked_items", "recommend")
         check_allocation(users.shape[0] * k * 12, f"the result of recommend for {users.shape[0]} users and k={k}")
+        if users.shape[0] == 0:
+            return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
         candidates = None if items is None else check_item_ids(items, n_items, "items")
         blocked = None if filter_items is None else check_item_ids(filter_items, n_items, "filter_items")
         excluded = self._excluded(users, user_items, filter_already_liked_items, n_items)

@@ -755,11 +755,19 @@ class RLMultimodalRec(Recommender):
 
 
 def _common_rows(img_feats, txt_feats) -> int:
-    shapes = [np.shape(f) for f in (img_feats, txt_feats) if f is not None]
+    shapes = []
+    for name, feats in (("img_feats", img_feats), ("txt_feats", txt_feats)):
+        if feats is None:
+            continue
+        try:
+            shape = np.shape(feats)
+        except ValueError:
+            raise ValueError(f"{name} must be a rectangular array of shape (n_new, d); got ragged rows.") from None
+        if len(shape) != 2:
+            raise ValueError(f"{name} must be 2-D (n_new, d); got shape {shape}.")
+        shapes.append(shape)
     if not shapes:
         raise ValueError("img_feats and txt_feats are both None; give at least one modality.")
-    if any(len(shape) != 2 for shape in shapes):
-        raise ValueError(f"features must be 2-D (n_new, d); got shapes {shapes}.")
     if len(shapes) == 2 and shapes[0][0] != shapes[1][0]:
         raise ValueError(f"img_feats has {shapes[0][0]} rows but txt_feats has {shapes[1][0]}; one row per new item.")
     return shapes[0][0]
