@@ -14,6 +14,8 @@ that chooses what to pass it (``lgrec compare``, the CLI, the tests):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -34,7 +36,8 @@ from ..persistence import Array, Value, load_model, save_model
 from ..scoring import FactorScorer
 from ..training import TripletSampler, train
 
-__all__ = ["Recommender", "check_fit_data", "check_training_params", "xavier_normal", "xavier_uniform"]
+__all__ = ["Recommender", "check_fit_data", "check_training_params", "single_blas_thread", "xavier_normal",
+           "xavier_uniform"]
 
 #: Learned state every model saves (see :mod:`lgrec.persistence`): symbols U users, I items, F factor width.
 FACTOR_STATE = {"user_factors_": Array(("U", "F")), "item_factors_": Array(("I", "F")), "history_": Value("history")}
@@ -229,6 +232,26 @@ def _remap_columns(matrix: sp.csr_matrix, position: np.ndarray, n_cols: int) -> 
         (coo.data[keep], (coo.row[keep], new_cols[keep])), shape=(matrix.shape[0], n_cols)
     )
     return check_interactions(remapped, "excluded", allow_empty=True)
+
+
+def single_blas_thread(fit):
+    """Run ``fit`` with BLAS limited to one thread (threadpoolctl), so a ``random_state`` gives the
+    same bits for any BLAS thread count.
+
+    Multi-threaded BLAS rounds some float32 products differently from single-threaded BLAS
+    (parameters of the models with dense feature products differed by ~1e-7 between 1 and 2
+    threads); the cost on two cores is measured in ``benchmarks/README.md`` (Reliability). Numba
+    kernels are unaffected and already give the same bits for any ``NUMBA_NUM_THREADS``.
+    """
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fit(self, *args, **kwargs)
+
+    return wrapper
 
 
 def check_training_params(model) -> None:

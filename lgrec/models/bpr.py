@@ -14,7 +14,7 @@ from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..objective import Objective
 from ..optim import row_grad
 from ..scoring import FactorScorer
-from ._base import TRAINED_STATE, Recommender, check_fit_data, check_training_params, xavier_normal
+from ._base import TRAINED_STATE, Recommender, check_fit_data, check_training_params, single_blas_thread, xavier_normal
 
 __all__ = ["BPRMF"]
 
@@ -148,6 +148,7 @@ class BPRMF(Recommender):
     def _check_params(self) -> None:
         check_training_params(self)
 
+    @single_blas_thread
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on a user-item matrix; features are ignored (collaborative model).
 

@@ -41,7 +41,9 @@ from ..knn import modality_graph
 from ..losses import bpr_backward, bpr_forward
 from ..objective import GraphObjective
 from ..persistence import Value
-from ._base import EMBEDDING_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params, xavier_uniform
+from ._base import (
+    EMBEDDING_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params, single_blas_thread, xavier_uniform,
+)
 from .vbpr import ItemFeatures
 
 __all__ = ["FREEDOM", "FreedomObjective", "prune_edges"]
@@ -309,6 +311,7 @@ class FREEDOM(Recommender):
         check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, closed="left")
         check_float(self.modality_weight, "modality_weight", owner, low=0.0)
 
+    @single_blas_thread
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on a user-item matrix and item features.
 

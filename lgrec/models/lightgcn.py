@@ -18,7 +18,9 @@ from __future__ import annotations
 from .._validation import check_int, check_random_state
 from ..graph import normalized_adjacency
 from ..objective import GraphObjective
-from ._base import EMBEDDING_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params, xavier_uniform
+from ._base import (
+    EMBEDDING_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params, single_blas_thread, xavier_uniform,
+)
 
 __all__ = ["LightGCN"]
 
@@ -93,6 +95,7 @@ class LightGCN(Recommender):
         check_training_params(self)
         check_int(self.n_layers, "n_layers", type(self).__name__, low=1)
 
+    @single_blas_thread
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on a user-item matrix; features are ignored (collaborative model).
 

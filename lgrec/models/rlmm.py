@@ -66,7 +66,9 @@ from ..losses import bpr_backward, bpr_forward
 from ..objective import GraphObjective
 from ..scoring import FactorScorer
 from ..persistence import Array, Value
-from ._base import EMBEDDING_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params, xavier_uniform
+from ._base import (
+    EMBEDDING_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params, single_blas_thread, xavier_uniform,
+)
 from .freedom import prune_edges
 
 __all__ = ["ContentWindow", "RLMMObjective", "RLMultimodalRec", "fit", "gate_summary"]
@@ -529,6 +531,7 @@ class RLMultimodalRec(Recommender):
         check_bool(self.warm_content, "warm_content", owner)
         check_float(self.edge_dropout, "edge_dropout", owner, low=0.0, high=1.0, closed="left")
 
+    @single_blas_thread
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on interactions and item features.
 

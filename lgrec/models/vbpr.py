@@ -32,7 +32,9 @@ from ..objective import Objective
 from ..optim import row_grad
 from ..scoring import FactorScorer
 from ..persistence import Array
-from ._base import TRAINED_STATE, Recommender, check_fit_data, check_training_params, xavier_normal, xavier_uniform
+from ._base import (
+    TRAINED_STATE, Recommender, check_fit_data, check_training_params, single_blas_thread, xavier_normal, xavier_uniform,
+)
 
 __all__ = ["ItemFeatures", "VBPR", "VBPRObjective"]
 
@@ -278,6 +280,7 @@ class VBPR(Recommender):
         check_training_params(self)
         check_bool(self.item_bias, "item_bias", type(self).__name__)
 
+    @single_blas_thread
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on a user-item matrix and item features.
 
