@@ -33,18 +33,27 @@ ds = make_powerlaw(n_users=200_000, n_items=20_000, n_interactions=2_000_000, im
                    random_state=0)
 lgrec.save_mmrec(ds, work + "/data")
 lgrec.BPRMF(max_epochs=1, batch_size="auto", random_state=0).fit(ds.train).save(work + "/bpr.npz")
+# the same model as a format-2 file, for checkouts that predate format 3 (--tree)
+import json, numpy as np
+with np.load(work + "/bpr.npz") as archive:
+    content = {key: archive[key] for key in archive.files}
+meta = json.loads(str(content["__lgrec__"]))
+meta.update(format_version=2, arrays=sorted(meta["arrays"]))
+content["__lgrec__"] = np.array(json.dumps(meta))
+with open(work + "/bpr_v2.npz", "wb") as handle:
+    np.savez(handle, **content)
 """
 
 MEASURE = r"""
 import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
 import numpy as np, lgrec
-from lgrec.persistence import load_model
+from lgrec.persistence import FORMAT_VERSION, load_model
 work, what = sys.argv[1], sys.argv[2]
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 ds = lgrec.load_mmrec(work + "/data")
-model = load_model(None, work + "/bpr.npz")
+model = load_model(None, work + ("/bpr.npz" if FORMAT_VERSION >= 3 else "/bpr_v2.npz"))
 users = np.arange(ds.n_users)
 model.recommend(users[:2], ds.train[:2], k=10)  # compile outside the measurement
 before = peak_mib()
@@ -61,7 +70,7 @@ elif what == "recommend":
     model.recommend(users, ds.train, k=10)
 elif what == "recommend_filter_1000":
     model.recommend(users, ds.train, k=10, filter_items=np.arange(0, 20_000, 20))
-print(json.dumps({"what": what, "peak_before_mib": before, "peak_after_mib": peak_mib(),
+print(json.dumps({"what": what, "lgrec": lgrec.__file__, "peak_before_mib": before, "peak_after_mib": peak_mib(),
                   "seconds": time.perf_counter() - started}))
 """
 
@@ -85,7 +94,7 @@ def main(argv=None) -> int:
     rows = []
     for what in args.only or OPERATIONS:
         out = subprocess.run([sys.executable, "-c", MEASURE, str(work), what], env=env, capture_output=True,
-                             text=True)
+                             text=True, cwd=work)  # not the checkout: ``python -c`` imports from its cwd first
         if out.returncode != 0:
             rows.append({"what": what, "error": out.stderr.strip().splitlines()[-1]})
         else:
