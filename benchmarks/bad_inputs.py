@@ -430,6 +430,22 @@ def _cases() -> list[dict]:
     add("model_file_roundtrip_ok", "m = model('rlmm'); p = FIX + '/rt.npz'; m.save(p); n = load_model(None, p)\n"
         "for k, v in vars(m).items():\n    if isinstance(v, np.ndarray): same(v, getattr(n, k))", [], ok="any")
 
+    # ---- compare
+    from_compare = {
+        "dataset_not_dataset": ("compare('data', ['pop'])", ["dataset"]),
+        "models_string": ("compare(ds, 'bpr')", ["models"]),
+        "models_unknown": ("compare(ds, ['nope'])", ["nope", "model"]),
+        "seeds_zero": ("compare(ds, ['pop'], seeds=0)", ["seeds"]),
+        "seeds_string": ("compare(ds, ['pop'], seeds='a')", ["seeds"]),
+        "seeds_floats": ("compare(ds, ['pop'], seeds=[0.5])", ["seeds"]),
+        "params_list": ("compare(ds, ['pop'], params=[1])", ["params"]),
+        "params_unknown": ("compare(ds, ['bpr'], params={'bpr': {'evil': 1}})", ["evil"]),
+        "grid_string": ("compare(ds, ['pop'], grid='x')", ["grid"]),
+        "blas_threads_zero": ("compare(ds, ['pop'], blas_threads=0)", ["blas_threads"]),
+    }
+    for key, (code, names) in from_compare.items():
+        add(f"compare_{key}", "from lgrec.compare import compare\n" + code, names)
+
     # ---- CLI
     cli = {
         "fit_save_unusable": ("fit {DATA} --model bpr --set max_epochs=1 --save /nonexistent/dir/m.npz --quiet", ["--save", "/nonexistent"]),
