@@ -202,8 +202,12 @@ def _cases() -> list[dict]:
         ("RLMultimodalRec", "feature_scaling", "'zscore'"), ("VBPR", "item_bias", "'yes'"), ("Popularity", "verbose", "'yes'"),
         ("ContentKNN", "verbose", "2"),
     ]
+    hyper += [("BPRMF", "embedding_size", "10**9"), ("RLMultimodalRec", "embedding_size", "10**7")]
     for cls, name, value in hyper:
-        add(f"param_{cls}_{name}_{value}", f"{cls}({name}={value}).fit(ds.train, ds.image, ds.text)", [name])
+        add(f"param_{cls}_{name}_{value}", f"{cls}({name}={value}).fit(ds.train, ds.image, ds.text)",
+            [name] if "**" not in value else ["interactions", name])
+    add("param_BPRMF_batch_size_1e12_ok", "BPRMF(batch_size=10**12, max_epochs=1).fit(ds.train)", [], ok="any")
+    add("gate_summary_short_groups", "lgrec.gate_summary(model('rlmm'), groups=[1, 2])", ["groups"])
     for cls in ("BPRMF", "LightGCN", "VBPR", "FREEDOM", "RLMultimodalRec"):
         for lr in ("10.0", "1000.0"):
             add(f"diverge_{cls}_lr{lr}", f"{cls}(learning_rate={lr}, max_epochs=30, random_state=0).fit(ds.train, ds.image, ds.text)",
@@ -237,6 +241,8 @@ def _cases() -> list[dict]:
         "items_out_of_range": ("model('bpr').recommend(0, ds.train[0], items=[0, I])", ["items"]),
         "items_negative": ("model('bpr').recommend(0, ds.train[0], items=[-2, 3])", ["items"]),
         "items_string": ("model('bpr').recommend(0, ds.train[0], items='abc')", ["items"]),
+        "items_empty": ("model('bpr').recommend(0, ds.train[0], items=[])", ["items"]),
+        "list_user_items": ("model('bpr').recommend([0], [[0] * I])", ["user_items"]),
         "not_fitted": ("BPRMF().recommend(0, ds.train[0])", ["fitted", "fit"]),
         "score_users_out_of_range": ("model('bpr').score_users(np.array([U + 10]))", ["user_ids"]),
         "score_users_negative": ("model('bpr').score_users(np.array([-1]))", ["user_ids"]),
@@ -462,6 +468,9 @@ def _cases() -> list[dict]:
         "recommend_corrupt_model": ("recommend {FIX}/corrupt.npz --users 0", ["corrupt.npz"]),
         "recommend_user_out_of_range": ("recommend {FIX}/bpr.npz --users 99999", ["99999", "user"]),
         "recommend_user_negative": ("recommend {FIX}/bpr.npz --users -1", ["user", "-1"]),
+        "recommend_user_out_of_range_with_data": ("recommend {FIX}/bpr.npz {DATA} --users 99999", ["99999", "user"]),
+        "recommend_users_empty": ("recommend {FIX}/bpr.npz {DATA} --users ,", ["--users"]),
+        "recommend_users_text": ("recommend {FIX}/bpr.npz {DATA} --users alice", ["--users"]),
         "recommend_k_0": ("recommend {FIX}/bpr.npz --users 0 --k 0", ["k"]),
         "recommend_k_1e12": ("recommend {FIX}/bpr.npz --users 0 --k 1000000000000", ["k"]),
         "recommend_k_list": ("recommend {FIX}/bpr.npz --users 0 --k 5,10", ["--k"]),

@@ -79,7 +79,7 @@ def resolve_batch_size(batch_size, n_triplets: int) -> int:
     """
     if batch_size == "auto":
         return max(AUTO_MIN_BATCH, -(-n_triplets // AUTO_STEPS_PER_EPOCH))
-    return batch_size
+    return min(batch_size, max(n_triplets, 1))  # a batch larger than the epoch is the whole epoch
 
 
 class TripletSampler:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import __version__
 from .._base import ModelFitError
+from .._validation import check_user_ids
 from ..compare import environment
 from ..data import load_mmrec
 from ..evaluation import evaluate, restrict_items
@@ -64,6 +65,13 @@ def _k_list(text: str) -> list[int]:
     values = _int_list(text)
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def _user_list(text: str) -> list[int]:
+    values = _int_list(text)
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one user id, got {text!r}")
     return values
 
 
@@ -222,6 +230,7 @@ def cmd_recommend(args) -> int:
     check_output_path(args.out, "--out", directory=True)
     model = _load_any(args.model_path)
     users = np.arange(model.n_users_, dtype=np.int64) if args.all else np.asarray(args.users, dtype=np.int64)
+    check_user_ids(users, model.n_users_, "--users")
     if args.out or args.scheduler:
         return _recommend_to_parquet(args, model, users)
     if args.data_dir:
@@ -408,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("model_path", metavar="MODEL")
     rec.add_argument("data_dir", metavar="DATA_DIR", nargs="?", help="dataset folder (to filter seen items)")
     who = rec.add_mutually_exclusive_group(required=True)
-    who.add_argument("--users", type=_int_list, help="comma-separated user ids, e.g. 0,1,2")
+    who.add_argument("--users", type=_user_list, help="comma-separated user ids, e.g. 0,1,2")
     who.add_argument("--all", action="store_true", help="every user of the model")
     rec.add_argument("--k", type=_positive_int, default=10)
     rec.add_argument("--json", action="store_true", help="print JSON (ids and scores)")

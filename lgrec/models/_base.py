@@ -144,6 +144,8 @@ class Recommender(BaseEstimator):
         if users.shape[0] == 0:
             return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
         candidates = None if items is None else check_item_ids(items, n_items, "items")
+        if candidates is not None and candidates.size == 0:
+            raise ValueError("items is empty: give at least one candidate item id (or items=None for all items).")
         blocked = None if filter_items is None else check_item_ids(filter_items, n_items, "filter_items")
         excluded = self._excluded(users, user_items, filter_already_liked_items, n_items)
         scorer = self._scorer()
@@ -275,13 +277,14 @@ def check_fit_data(interactions, valid, width: int = 1) -> tuple[sp.csr_matrix, 
     """Canonical training matrix (warning about users without interactions) and validation matrix.
 
     ``width`` is the number of floats the model keeps per user and per item (its embedding
-    size): a fit whose tables (parameters, two Adam moments and the final factors) cannot fit
-    in memory is refused before anything is allocated.
+    size): a fit whose tables (float32 parameters, two Adam moments and the final factors, and
+    the float64 draws of the initialisation: 24 bytes per entry) cannot fit in the machine's
+    memory is refused before anything is allocated.
     """
     train = check_interactions(interactions, "interactions")
     n_users, n_items = train.shape
     check_allocation(
-        (n_users + n_items) * int(width) * 4 * 4,
+        (n_users + n_items) * int(width) * 24,
         f"interactions of shape {train.shape}: the ({n_users} + {n_items}) x {width} float32 tables of the fit",
     )
     warn_empty_rows(train, "interactions")

@@ -831,7 +831,10 @@ def gate_summary(model: RLMultimodalRec, groups=None) -> dict:
         out["mean"] = float(share[known].mean())
         out["quartiles"] = [float(q) for q in np.quantile(share[known], [0.25, 0.5, 0.75])]
     if groups is not None and known.any():
-        labels = np.asarray(groups, dtype=object)[: share.shape[0]]
+        labels = np.asarray(groups, dtype=object).ravel()[: share.shape[0]]
+        if labels.shape[0] < share.shape[0]:
+            raise ValueError(f"groups has {labels.shape[0]} labels but the model has {share.shape[0]} items; "
+                             "give one label per item id.")
         out["by_group"] = {
             str(label): {"items": int(mask.sum()), "mean": float(share[mask].mean())}
             for label in sorted({str(v) for v in labels[known]})
