@@ -298,3 +298,28 @@ def test_explain_rejects_unknown_ids_and_foreign_matrices(fitted, synthetic):
         fitted.explain(-1, 0)
     with pytest.raises(ValueError, match="interactions"):
         fitted.explain(0, 0, synthetic.train[:5])
+
+
+def test_auto_memory_weight_is_chosen_on_validation(synthetic):
+    params = dict(max_epochs=3, batch_size=256, learning_rate=0.01, random_state=0, n_neighbors=5)
+    auto = lgrec.RLMultimodalRec(memory_weight="auto", **params).fit(
+        synthetic.train, synthetic.image, synthetic.text, valid=synthetic.valid)
+    assert set(auto.memory_search_) == {str(w) for w in lgrec.models.rlmm.MEMORY_WEIGHTS}
+    best = max(auto.memory_search_.values())
+    assert auto.memory_search_[str(auto.memory_weight_)] == best
+    assert min(float(w) for w, v in auto.memory_search_.items() if v == best) == auto.memory_weight_
+    # the chosen weight is the score's: the same factors with that weight give the same validation recall
+    assert lgrec.evaluate(auto, synthetic.valid, synthetic.train, k=20)["recall@20"] == pytest.approx(best)
+    # training ran without the memory: the factors equal a fit with memory_weight=0
+    plain = lgrec.RLMultimodalRec(memory_weight=0.0, **params).fit(
+        synthetic.train, synthetic.image, synthetic.text, valid=synthetic.valid)
+    np.testing.assert_array_equal(plain.item_factors_, auto.item_factors_)
+    assert (auto.memory_data_ is None) == (auto.memory_weight_ == 0.0)
+    without_valid = lgrec.RLMultimodalRec(memory_weight="auto", **params).fit(
+        synthetic.train, synthetic.image, synthetic.text)
+    assert without_valid.memory_weight_ == 0.0 and without_valid.memory_search_ == {}
+
+
+def test_memory_weight_rejects_other_strings(synthetic):
+    with pytest.raises(ValueError, match="memory_weight"):
+        lgrec.RLMultimodalRec(memory_weight="best").fit(synthetic.train, synthetic.image, synthetic.text)

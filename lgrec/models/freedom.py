@@ -188,20 +188,25 @@ class FreedomObjective(GraphObjective):
         return out
 
     def extra_loss(self, users, pos, neg, rows, e_u, d_u, context):
-        """:math:`\\lambda \\sum_m \\mathrm{BPR}(u, X_m W_m + b_m)` and the projections' gradients."""
+        """:math:`\\lambda \\sum_m \\mathrm{BPR}(u, X_m W_m + b_m)` and the projections' gradients.
+
+        The projections are computed once per distinct item of the batch
+        (``rows.items``) and gathered for the triplets; their gradient is summed
+        per distinct item before it meets the features.
+        """
         batch = users.shape[0]
-        items = np.concatenate([pos, neg])
         lam = self.modality_weight
-        selected, gathered = self.features.lookup(items, e_u.dtype)
+        distinct = rows.items
+        selected, gathered = self.features.lookup(distinct, e_u.dtype)
         loss, grads = 0.0, {}
         for m in self.modalities:
             x = gathered[m]
-            proj = self._projected(m, items, selected, x)
+            proj = self._projected(m, distinct, selected, x)[rows.item_index]
             m_loss, m_cache = bpr_forward(e_u, proj[:batch], proj[batch:])
             m_du, m_di, m_dj = bpr_backward(m_cache)
             loss += lam * m_loss
             d_u += lam * m_du
-            d_proj = lam * np.concatenate([m_di, m_dj])
+            d_proj = rows.sum_by_item(lam * np.concatenate([m_di, m_dj]))
             grads[f"{m}_proj"] = x.T @ d_proj[selected]
             grads[f"{m}_bias"] = d_proj.sum(axis=0)
         return loss, grads

@@ -63,6 +63,7 @@ from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_
 from ..graph import BipartiteGraph, normalized_adjacency
 from ..knn import content_memory, modality_graphs
 from ..losses import bpr_backward, bpr_forward
+from ..evaluation import evaluate
 from ..objective import GraphObjective
 from ..scoring import FactorScorer
 from ..persistence import Array, Value
@@ -71,7 +72,11 @@ from ._base import (
 )
 from .freedom import prune_edges
 
-__all__ = ["ContentWindow", "RLMMObjective", "RLMultimodalRec", "fit", "gate_summary"]
+__all__ = ["MEMORY_WEIGHTS", "ContentWindow", "RLMMObjective", "RLMultimodalRec", "fit", "gate_summary"]
+
+MEMORY_WEIGHTS = (0.0, 1.0, 3.0, 10.0, 30.0)
+"""Memory weights :math:`\\alpha` that ``memory_weight="auto"`` chooses from on validation."""
+VALID_K = 20
 
 _FUSION_ATTRS = {"W_v": "image_weights_", "b_v": "image_bias_", "W_t": "text_weights_", "b_t": "text_bias_",
                  "W_g": "gate_weights_", "b_g": "gate_bias_"}
@@ -360,8 +365,14 @@ class RLMultimodalRec(Recommender):
         Weight of the content-only BPR term (0 = the paper's loss alone).
     n_neighbors : int, default=10
         Neighbours per item of the content-neighbour memory (0 = no memory).
-    memory_weight : float, default=10.0
-        :math:`\\alpha`, weight of the memory in the score.
+    memory_weight : float or "auto", default=10.0
+        :math:`\\alpha`, weight of the memory in the score. A number: the
+        memory is in the score during training too, so the embeddings learn
+        what it misses. ``"auto"``: training runs without the memory, then
+        :math:`\\alpha` is chosen among :data:`MEMORY_WEIGHTS` by validation
+        Recall@20 (ties go to the smaller weight; 0 without ``valid``), so the
+        memory is used only where it ranks the held-out items better
+        (``memory_weight_`` records the choice, ``memory_search_`` the scores).
     image_weight : float in [0, 1], default=0.25
         Weight of the photo cosine in the memory's item similarity (the text
         gets the rest; 0.5 = both equal). 0.25 was chosen on the H&M validation
@@ -431,7 +442,13 @@ class RLMultimodalRec(Recommender):
     cold_items_ : ndarray of shape (n_cold,), int64
         Items without training interactions (scored from content only when ``cold_start``).
     memory_data_, memory_indices_, memory_indptr_ : ndarray or None
-        CSR arrays of the memory :math:`m` (n_users x n_items at fit time).
+        CSR arrays of the memory :math:`m` (n_users x n_items at fit time);
+        None when the score has no memory term.
+    memory_weight_ : float
+        :math:`\\alpha` of the score (``memory_weight``, or the weight chosen by ``"auto"``).
+    memory_search_ : dict of str to float
+        With ``memory_weight="auto"`` and validation data: validation Recall@20
+        of each weight tried (keys are the weights); else empty.
     history_ : list of dict
     best_epoch_ : int
     batch_size_ : int
@@ -518,7 +535,8 @@ class RLMultimodalRec(Recommender):
         check_int(self.n_layers, "n_layers", owner, low=0)
         check_float(self.content_weight, "content_weight", owner, low=0.0)
         check_int(self.n_neighbors, "n_neighbors", owner, low=0)
-        check_float(self.memory_weight, "memory_weight", owner, low=0.0)
+        if not (isinstance(self.memory_weight, str) and self.memory_weight == "auto"):
+            check_float(self.memory_weight, "memory_weight", owner, low=0.0)
         check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
         check_bool(self.cold_start, "cold_start", owner)
         check_choice(self.gate, "gate", owner, ("learned", "average"))
@@ -565,7 +583,8 @@ class RLMultimodalRec(Recommender):
             inputs, stats = prepare_features(img, txt, n_items, self.feature_scaling)
             fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim,
                                         projection=self.projection_init, input_norms=inputs.input_norms())
-            if self.n_neighbors and self.memory_weight > 0 and inputs.items.size > 1:
+            auto = self.memory_weight == "auto"
+            if self.n_neighbors and (auto or self.memory_weight > 0) and inputs.items.size > 1:
                 memory = content_memory(train_matrix, inputs, self.n_neighbors, self.image_weight)
             if self.item_graph and self.n_neighbors:
                 item_graphs = modality_graphs(inputs, self.n_neighbors)
@@ -573,7 +592,8 @@ class RLMultimodalRec(Recommender):
             normalized_adjacency(train_matrix), user, item, fusion, inputs, self.n_layers,
             self.regularization, self.content_weight, self.cold_start,
             fixed_gate=0.5 if self.gate == "average" else None, content_refresh=self.content_refresh,
-            memory=memory, memory_weight=self.memory_weight, gate_learning_rate=self.gate_learning_rate,
+            memory=memory, memory_weight=0.0 if self.memory_weight == "auto" else self.memory_weight,
+            gate_learning_rate=self.gate_learning_rate,
             item_graphs=item_graphs, warm_content=self.warm_content,
             train=train_matrix, edge_dropout=self.edge_dropout,
         )
@@ -598,8 +618,22 @@ class RLMultimodalRec(Recommender):
         if cache is not None:
             self.gate_[inputs.items] = cache[0]
         self.image_share_ = _image_share(self.gate_)
-        self._set_memory(objective.score_terms)
+        self.memory_weight_, self.memory_search_ = self._choose_memory_weight(memory, valid, train_matrix)
+        self._set_memory(memory if self.memory_weight_ > 0 else None)
         return self
+
+    def _choose_memory_weight(self, memory, valid, train) -> tuple[float, dict]:
+        """The memory weight of the score: the fixed one, or the best of :data:`MEMORY_WEIGHTS` on validation."""
+        if self.memory_weight != "auto":
+            return (float(self.memory_weight) if memory is not None else 0.0), {}
+        if memory is None or valid is None or valid.nnz == 0:
+            return 0.0, {}
+        scores = {}
+        for weight in MEMORY_WEIGHTS:
+            scorer = FactorScorer(self.user_factors_, self.item_factors_, memory, weight)
+            scores[str(weight)] = evaluate(scorer, valid, train, k=VALID_K)[f"recall@{VALID_K}"]
+        best = max(MEMORY_WEIGHTS, key=lambda w: (scores[str(w)], -w))
+        return float(best), scores
 
     def _set_memory(self, memory: sp.csr_matrix | None) -> None:
         self.memory_data_ = None if memory is None else memory.data
@@ -614,7 +648,11 @@ class RLMultimodalRec(Recommender):
 
     def _scorer(self) -> FactorScorer:
         """Factors plus the memory term :math:`\\alpha m`."""
-        return FactorScorer(self.user_factors_, self.item_factors_, self._memory(), self.memory_weight)
+        return FactorScorer(self.user_factors_, self.item_factors_, self._memory(), self._effective_memory_weight())
+
+    def _effective_memory_weight(self) -> float:
+        """:math:`\\alpha` of the score (``memory_weight_``; files saved before it existed hold only ``memory_weight``)."""
+        return float(getattr(self, "memory_weight_", self.memory_weight))
 
     def _set_scaling_stats(self, stats: dict) -> None:
         for modality in ("image", "text"):
@@ -740,8 +778,9 @@ class RLMultimodalRec(Recommender):
         m_ui = 0.0
         if memory_row is not None and item < memory.shape[1]:
             m_ui = float(memory_row[0, item])
-        result = {"score": total + self.memory_weight * m_ui, "graph": total - content, "content": content,
-                  "memory": self.memory_weight * m_ui, "image_share": float(self.image_share_[item])}
+        alpha = self._effective_memory_weight()
+        result = {"score": total + alpha * m_ui, "graph": total - content, "content": content,
+                  "memory": alpha * m_ui, "image_share": float(self.image_share_[item])}
         if interactions is not None:
             train = check_interactions(interactions, "interactions")
             if train.shape[0] != self.user_factors_.shape[0] or train.shape[1] > self.item_factors_.shape[0]:
