@@ -413,6 +413,9 @@ def _cases() -> list[dict]:
         "image_weights_wrong_shape": "m = load_model(None, tamper('rlmm', arrays={'image_weights_': np.ones((5, 64), np.float32)})); m.add_items(ds.image[:2], ds.text[:2])",
         "image_dim_lie": "load_model(None, tamper('rlmm', learned={'image_dim_': 7}))",
         "history_not_list": "load_model(None, tamper('bpr', learned={'history_': 'x'}))",
+        "memory_weight_nan": "load_model(None, tamper('rlmm', learned={'memory_weight_': float('nan')}))",
+        "memory_weight_negative": "load_model(None, tamper('rlmm', learned={'memory_weight_': -1.0}))",
+        "memory_search_not_dict": "load_model(None, tamper('rlmm', learned={'memory_search_': [1, 2]}))",
         "best_epoch_string": "load_model(None, tamper('bpr', learned={'best_epoch_': 'x'}))",
         "array_pickled_object": "p = tamper('bpr'); z = dict(np.load(p)); z['user_factors_'] = np.array([{'a': 1}] * 3, dtype=object); np.savez(p, **z); load_model(None, p)",
         "zip_bomb": (

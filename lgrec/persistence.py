@@ -81,8 +81,9 @@ class Array:
 @dataclass(frozen=True)
 class Value:
     """What a saved non-array learned attribute must be: ``"history"`` (list of dicts of numbers),
-    ``"count"`` (int >= 0) or ``"positive"`` (int >= 1). With ``size_of``, a count must equal
-    that array dimension (or be 0 when no array binds it)."""
+    ``"count"`` (int >= 0), ``"positive"`` (int >= 1), ``"weight"`` (finite real >= 0) or
+    ``"scores"`` (dict of str to real). With ``size_of``, a count must equal that array
+    dimension (or be 0 when no array binds it)."""
 
     kind: str
     optional: bool = False
@@ -402,6 +403,13 @@ def _check_value(name: str, value, rule, sizes: dict) -> None:
             raise _Refused(f"{name} must be an int >= {low}; got {value!r:.80}.")
         if rule.size_of is not None and value != sizes.get(rule.size_of, 0):
             raise _Refused(f"{name} is {value} but the arrays imply {sizes.get(rule.size_of, 0)}.")
+    elif rule.kind == "weight":
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
+            raise _Refused(f"{name} must be a finite real >= 0; got {value!r:.80}.")
+    elif rule.kind == "scores":
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, numbers.Real)
+                                                  and not isinstance(v, bool) for k, v in value.items()):
+            raise _Refused(f"{name} must be a dict of str to number; got {str(value)[:80]!r}.")
     elif rule.kind == "history":
         ok = isinstance(value, list) and all(
             isinstance(row, dict) and all(isinstance(k, str) and (v is None or isinstance(v, numbers.Real))

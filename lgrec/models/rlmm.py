@@ -477,6 +477,7 @@ class RLMultimodalRec(Recommender):
         "memory_data_": Array(("M",), optional=True),
         "memory_indices_": Array(("M",), dtype="int", optional=True, ids_of="I"),
         "memory_indptr_": Array(("U+1",), dtype="int", optional=True),
+        "memory_weight_": Value("weight", optional=True), "memory_search_": Value("scores", optional=True),
     }
     #: The memory is one CSR matrix (users x items) saved as three arrays.
     _saved_sparse = {"memory": ("U", "I")}
