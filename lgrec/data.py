@@ -498,7 +498,9 @@ def _read_features(folder: Path, modality: str, n_items: int) -> np.ndarray | No
     features = _load_npy(path)
     if features.ndim != 2:
         raise ValueError(f"{path} must hold a 2-D (n_rows, d) array; got shape {features.shape}.")
-    check_features(features, str(path), features.shape[0])
+    with warnings.catch_warnings():  # an all-zero modality is reported once, by Dataset
+        warnings.simplefilter("ignore", DataWarning)
+        check_features(features, str(path), features.shape[0])
     ids_path = folder / f"{modality}_item_ids.npy"
     if not ids_path.exists():
         if features.shape[0] != n_items:

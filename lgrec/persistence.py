@@ -421,10 +421,10 @@ def _check_value(name: str, value, rule, sizes: dict) -> None:
 
 
 def _resolve_class(name: str):
-    import lgrec
-    from .models._base import Recommender
+    from .models import MODELS
 
-    target = getattr(lgrec, name, None)
-    if not (isinstance(target, type) and issubclass(target, Recommender)):
-        raise _Refused(f"model class {name!r} is not an estimator of this lgrec version.")
-    return target
+    for target in MODELS.values():
+        if target.__name__ == name:
+            return target
+    raise _Refused(f"model class {name!r} is not an estimator of this lgrec version "
+                   f"({sorted(cls.__name__ for cls in MODELS.values())}).")

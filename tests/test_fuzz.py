@@ -391,6 +391,7 @@ def _tampered_corpus(models):
         ("invalid rlmm n_layers", "rlmm", {"meta_edit": lambda m: m["params"].update(n_layers=-5)}),
         ("unknown hyperparameter", "bpr", {"meta_edit": lambda m: m["params"].update(evil=1)}),
         ("unknown class", "bpr", {"meta_edit": lambda m: m.update({"class": "Dataset"})}),
+        ("abstract base class", "bpr", {"meta_edit": lambda m: m.update({"class": "Recommender"})}),
         ("future format", "bpr", {"meta_edit": lambda m: m.update(format_version=4)}),
         ("history not a list", "bpr", {"meta_edit": lambda m: m["learned"].update(history_="x")}),
         ("image_dim lie", "rlmm", {"meta_edit": lambda m: m["learned"].update(image_dim_=5)}),
