@@ -61,7 +61,7 @@ from .._validation import (
 )
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency
-from ..knn import content_memory, modality_graphs
+from ..knn import content_memory, keep_columns, modality_graphs
 from ..losses import bpr_backward, bpr_forward
 from ..evaluation import evaluate
 from ..objective import GraphObjective
@@ -373,6 +373,10 @@ class RLMultimodalRec(Recommender):
         Recall@20 (ties go to the smaller weight; 0 without ``valid``), so the
         memory is used only where it ranks the held-out items better
         (``memory_weight_`` records the choice, ``memory_search_`` the scores).
+    memory_items : {"all", "cold"}, default="all"
+        Items whose score gets the memory term: all, or only the items
+        without training interactions (a warm item is then ranked by the
+        graph alone, as LightGCN would rank it).
     image_weight : float in [0, 1], default=0.25
         Weight of the photo cosine in the memory's item similarity (the text
         gets the rest; 0.5 = both equal). 0.25 was chosen on the H&M validation
@@ -491,6 +495,7 @@ class RLMultimodalRec(Recommender):
         content_weight: float = 1.0,
         n_neighbors: int = 10,
         memory_weight: float = 10.0,
+        memory_items: str = "all",
         image_weight: float = 0.25,
         cold_start: bool = True,
         gate: str = "learned",
@@ -514,6 +519,7 @@ class RLMultimodalRec(Recommender):
         self.content_weight = content_weight
         self.n_neighbors = n_neighbors
         self.memory_weight = memory_weight
+        self.memory_items = memory_items
         self.image_weight = image_weight
         self.cold_start = cold_start
         self.gate = gate
@@ -541,6 +547,7 @@ class RLMultimodalRec(Recommender):
         check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
         check_bool(self.cold_start, "cold_start", owner)
         check_choice(self.gate, "gate", owner, ("learned", "average"))
+        check_choice(self.memory_items, "memory_items", owner, ("all", "cold"))
         if self.gate_learning_rate is not None:
             check_float(self.gate_learning_rate, "gate_learning_rate", owner, low=0.0, closed="neither")
         check_choice(self.feature_scaling, "feature_scaling", owner, ("l2", "standard", "none"))
@@ -587,6 +594,9 @@ class RLMultimodalRec(Recommender):
             auto = self.memory_weight == "auto"
             if self.n_neighbors and (auto or self.memory_weight > 0) and inputs.items.size > 1:
                 memory = content_memory(train_matrix, inputs, self.n_neighbors, self.image_weight)
+                if self.memory_items == "cold":
+                    memory = keep_columns(memory, np.diff(train_matrix.tocsc().indptr) == 0)
+                    memory = memory if memory.nnz else None  # a catalogue without cold items: no memory
             if self.item_graph and self.n_neighbors:
                 item_graphs = modality_graphs(inputs, self.n_neighbors)
         objective = RLMMObjective(
