@@ -122,6 +122,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--variants", default=None, help="comma-separated subset (variants mode)")
+    parser.add_argument("--kinds", default="swap,noise", help="corruptions to run (corrupt mode)")
     parser.add_argument("--set", action="append", default=[], help="NAME=VALUE for every fit")
     parser.add_argument("--jobs", type=int, default=1, help="fits at once (each on one Numba thread when > 1)")
     parser.add_argument("--out", default=None)
@@ -138,7 +139,7 @@ def main(argv=None) -> None:
                              "keep_share": bool(args.plot) and name == "learned" and seed == seeds[0]})
     else:
         for seed in seeds:
-            for kind in ("swap", "noise"):
+            for kind in args.kinds.split(","):
                 for name in ("learned", "fixed"):
                     jobs.append({"data": args.data, "variant": name, "seed": seed, "corrupt": kind,
                                  "params": {**base, **VARIANTS[name]}})

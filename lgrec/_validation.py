@@ -8,6 +8,7 @@ arrays that are already in the right form are returned as they are (no copy).
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -16,16 +17,54 @@ import scipy.sparse as sp
 from ._base import DataWarning
 
 __all__ = [
+    "check_allocation",
     "check_bool",
+    "check_csr_arrays",
     "check_features",
     "check_float",
     "check_int",
     "check_interactions",
+    "check_k",
     "check_random_state",
     "check_user_ids",
 ]
 
 _INF = float("inf")
+
+#: Largest absolute feature value accepted: the float32 range (a float32 copy of a larger value is inf).
+#: Models normalise rows scale-free (:func:`lgrec._numeric.unit_rows`); a model that feeds raw
+#: features to its loss (FREEDOM, VBPR) is protected by the divergence rule of :mod:`lgrec.training`.
+FEATURE_ABS_MAX = float(np.finfo(np.float32).max)
+
+
+def _physical_memory() -> int | None:
+    """Bytes of RAM of this machine, or None when the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_allocation(n_bytes: int, what: str) -> None:
+    """Refuse, before allocating, an array that cannot fit in this machine's memory.
+
+    Parameters
+    ----------
+    n_bytes : int
+        Size of the allocation about to be made.
+    what : str
+        What needs it, naming the argument that implies the size (used in the message).
+
+    Raises
+    ------
+    ValueError
+        When ``n_bytes`` exceeds the machine's physical memory.
+    """
+    total = _physical_memory()
+    if total is not None and n_bytes > total:
+        raise ValueError(
+            f"{what} needs {n_bytes / 2**30:,.1f} GiB, more than this machine's {total / 2**30:,.1f} GiB of memory."
+        )
 
 
 def _range_text(low, high, closed: str) -> str:
@@ -106,6 +145,20 @@ def check_choice(value, name: str, owner: str, choices: tuple) -> object:
     return value
 
 
+def check_k(k, name: str = "k", n_items: int | None = None) -> int:
+    """Check a ranking length: a positive int, at most ``n_items`` when given.
+
+    Returns
+    -------
+    int
+    """
+    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"{name} must be a positive int; got {k!r}.")
+    if n_items is not None and k > n_items:
+        raise ValueError(f"{name}={k} is larger than the model's {n_items} items; pass {name} <= {n_items}.")
+    return int(k)
+
+
 def check_random_state(random_state) -> np.random.Generator:
     """Turn ``None``, an int or a Generator into a :class:`numpy.random.Generator`.
 
@@ -124,6 +177,66 @@ def check_random_state(random_state) -> np.random.Generator:
         "random_state must be None, an int or a numpy.random.Generator. "
         f"Got {type(random_state).__name__} instead."
     )
+
+
+def check_csr_arrays(indptr, indices, shape: tuple[int, int], name: str, data=None) -> None:
+    """Check the structure of CSR arrays before scipy (or a kernel) reads them.
+
+    ``indptr`` must have ``shape[0] + 1`` non-decreasing integer entries from 0 to
+    ``len(indices)``; every index must lie in ``[0, shape[1])``; ``data``, when given,
+    must have one entry per index. A corrupt structure makes scipy read or write out
+    of bounds, so nothing else may touch the arrays before this check.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the first violation.
+    """
+    n_rows, n_cols = shape
+    for part, array in (("indptr", indptr), ("indices", indices)):
+        if not isinstance(array, np.ndarray) or array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+            got = f"dtype {array.dtype}, shape {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
+            raise ValueError(f"{name} is a corrupt sparse matrix: its {part} must be a 1-D integer array; got {got}.")
+    if indptr.shape[0] != n_rows + 1:
+        raise ValueError(
+            f"{name} is a corrupt sparse matrix: indptr has {indptr.shape[0]} entries for {n_rows} rows "
+            f"(expected {n_rows + 1})."
+        )
+    if indptr[0] != 0 or indptr[-1] != indices.shape[0]:
+        raise ValueError(
+            f"{name} is a corrupt sparse matrix: indptr must run from 0 to the {indices.shape[0]} stored entries; "
+            f"it runs from {int(indptr[0])} to {int(indptr[-1])}."
+        )
+    if n_rows and (np.diff(indptr) < 0).any():
+        row = int(np.flatnonzero(np.diff(indptr) < 0)[0])
+        raise ValueError(f"{name} is a corrupt sparse matrix: indptr decreases at row {row}.")
+    if indices.size:
+        low, high = int(indices.min()), int(indices.max())
+        if low < 0 or high >= n_cols:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"{name} is a corrupt sparse matrix: column index {bad} is outside [0, {n_cols}) for its shape {shape}."
+            )
+    if data is not None and (not isinstance(data, np.ndarray) or data.shape != indices.shape):
+        got = data.shape if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{name} is a corrupt sparse matrix: data has shape {got} but there are {indices.shape[0]} indices.")
+
+
+def _check_sparse_structure(matrix, name: str) -> None:
+    """Structure checks of the compressed and coordinate formats (others are rebuilt by scipy)."""
+    if matrix.format in ("csr", "csc"):
+        major = matrix.shape if matrix.format == "csr" else matrix.shape[::-1]
+        check_csr_arrays(matrix.indptr, matrix.indices, major, name, matrix.data)
+    elif matrix.format == "coo":
+        rows, cols = matrix.coords if hasattr(matrix, "coords") else (matrix.row, matrix.col)
+        for axis, (part, size) in enumerate(((rows, matrix.shape[0]), (cols, matrix.shape[1]))):
+            if part.size and (part.min() < 0 or part.max() >= size):
+                raise ValueError(
+                    f"{name} is a corrupt sparse matrix: a {('row', 'column')[axis]} index lies outside [0, {size}) "
+                    f"for its shape {matrix.shape}."
+                )
+        if not (rows.shape == cols.shape == matrix.data.shape):
+            raise ValueError(f"{name} is a corrupt sparse matrix: row, col and data have different lengths.")
 
 
 def check_interactions(
@@ -158,6 +271,8 @@ def check_interactions(
     if isinstance(interactions, (sp.spmatrix, sp.sparray)):
         if interactions.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n_users, n_items); got {interactions.ndim} dimensions.")
+        _check_sparse_structure(interactions, name)
+        _check_numeric_dtype(interactions.dtype, name)
         if interactions.format != "csr":
             warnings.warn(
                 f"{name} is a {type(interactions).__name__} (format {interactions.format!r}); "
@@ -171,6 +286,7 @@ def check_interactions(
             raise ValueError(
                 f"{name} must be a 2-D (n_users, n_items) matrix; got an array of shape {interactions.shape}."
             )
+        _check_numeric_dtype(interactions.dtype, name)
         warnings.warn(
             f"{name} is a dense numpy array of shape {interactions.shape}; converting it to CSR. "
             "Pass a scipy.sparse.csr_matrix to avoid the copy.",
@@ -189,8 +305,6 @@ def check_interactions(
     if matrix.shape[0] == 0 or matrix.shape[1] == 0:
         raise ValueError(f"{name} must have at least one user row and one item column; got shape {matrix.shape}.")
     data = matrix.data
-    if not np.issubdtype(data.dtype, np.number) and data.dtype != np.bool_:
-        raise TypeError(f"{name} must hold numbers; got dtype {data.dtype}.")
     if data.size and np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
         bad = int(np.flatnonzero(~np.isfinite(data))[0])
         row = int(np.searchsorted(matrix.indptr, bad, side="right") - 1)
@@ -232,6 +346,13 @@ def check_interactions(
             "the training split is empty."
         )
     return matrix
+
+
+def _check_numeric_dtype(dtype, name: str) -> None:
+    if dtype == np.bool_:
+        return
+    if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers (any non-zero counts as an interaction); got dtype {dtype}.")
 
 
 def warn_empty_rows(matrix: sp.csr_matrix, name: str = "interactions") -> None:
@@ -276,7 +397,14 @@ def check_features(features, name: str, n_items: int) -> np.ndarray | None:
         return None
     if sp.issparse(features):
         raise TypeError(f"{name} must be a dense array of shape (n_items, d); got a sparse {type(features).__name__}.")
-    array = features if isinstance(features, np.ndarray) else np.asarray(features)
+    if isinstance(features, (str, bytes)):
+        raise TypeError(f"{name} must be an array of shape (n_items, d); got {type(features).__name__}.")
+    try:
+        array = features if isinstance(features, np.ndarray) else np.asarray(features)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be a rectangular array of shape (n_items, d); it could not be read as one ({exc}).") from None
+    if array.dtype == object:
+        raise TypeError(f"{name} must hold real numbers; got an object array (ragged rows or mixed types?).")
     if array.ndim != 2:
         raise ValueError(f"{name} must be 2-D with shape (n_items, d); got an array of shape {array.shape}.")
     if array.shape[0] != n_items:
@@ -290,22 +418,37 @@ def check_features(features, name: str, n_items: int) -> np.ndarray | None:
         if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
             raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}.")
         array = array.astype(np.float32)
-    bad_rows = _non_finite_rows(array)
+    bad_rows, peak = _scan_rows(array)
     if bad_rows.size:
         raise ValueError(
             f"{name} contains NaN or inf in {bad_rows.size} row(s) (first item ids: "
             f"{bad_rows[:5].tolist()}). Mark a missing modality with an all-zero row instead."
         )
+    if peak > FEATURE_ABS_MAX:
+        raise ValueError(
+            f"{name} holds values up to {peak:.3g} in absolute value; lgrec accepts at most {FEATURE_ABS_MAX:g} "
+            "(float32 arithmetic on larger values overflows). Standardise or rescale the features."
+        )
+    if peak == 0 and array.shape[0]:
+        warnings.warn(
+            f"{name} is all zeros: every item lacks this modality, so it carries no signal. Pass None "
+            "when a modality is absent.",
+            DataWarning,
+            stacklevel=3,
+        )
     return array
 
 
-def _non_finite_rows(array: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
-    """Row indices holding a non-finite value, scanned in chunks to bound memory."""
-    bad = [
-        start + np.flatnonzero(~np.isfinite(array[start : start + chunk_rows]).all(axis=1))
-        for start in range(0, array.shape[0], chunk_rows)
-    ]
-    return np.concatenate(bad) if bad else np.empty(0, dtype=np.int64)
+def _scan_rows(array: np.ndarray, chunk_rows: int = 65536) -> tuple[np.ndarray, float]:
+    """Row indices holding a non-finite value, and the largest finite absolute value; in chunks to bound memory."""
+    bad, peak = [], 0.0
+    for start in range(0, array.shape[0], chunk_rows):
+        chunk = array[start : start + chunk_rows]
+        finite = np.isfinite(chunk)
+        bad.append(start + np.flatnonzero(~finite.all(axis=1)))
+        if chunk.size:
+            peak = max(peak, float(np.max(np.abs(np.where(finite, chunk, 0)))))
+    return (np.concatenate(bad) if bad else np.empty(0, dtype=np.int64)), peak
 
 
 def check_user_ids(userid, n_users: int, name: str = "userid") -> tuple[np.ndarray, bool]:
@@ -317,12 +460,19 @@ def check_user_ids(userid, n_users: int, name: str = "userid") -> tuple[np.ndarr
     scalar : bool
         Whether a single id was given.
     """
+    if userid is None or isinstance(userid, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a 1-D array of ints; got {type(userid).__name__}.")
     scalar = np.ndim(userid) == 0
-    ids = np.atleast_1d(np.asarray(userid))
+    try:
+        ids = np.atleast_1d(np.asarray(userid))
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be an int or a 1-D array of ints; it could not be read as one ({exc}).") from None
     if ids.ndim != 1:
         raise ValueError(f"{name} must be an int or a 1-D array of ints; got shape {ids.shape}.")
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"{name} must hold integer user ids; got dtype {ids.dtype}.")
+    if ids.size and ids.dtype == np.uint64 and ids.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds ids outside [0, {n_users}).")
     ids = ids.astype(np.int64, copy=False)
     if ids.size and (ids.min() < 0 or ids.max() >= n_users):
         bad = ids[(ids < 0) | (ids >= n_users)]
@@ -330,3 +480,27 @@ def check_user_ids(userid, n_users: int, name: str = "userid") -> tuple[np.ndarr
             f"{name} holds ids outside [0, {n_users}) for a model fitted on {n_users} users: {bad[:5].tolist()}."
         )
     return ids, scalar
+
+
+def check_item_ids(values, n_items: int, name: str) -> np.ndarray:
+    """Validate a set of item ids (``filter_items``, ``items``).
+
+    Returns
+    -------
+    ndarray of shape (m,), int64
+        Sorted distinct ids.
+    """
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be an array of integer item ids; got {type(values).__name__}.")
+    try:
+        ids = np.unique(np.asarray(values).ravel())
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be an array of integer item ids; it could not be read as one ({exc}).") from None
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer item ids; got dtype {ids.dtype}.")
+    if ids.size and ids.dtype == np.uint64 and ids[-1] > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds item ids outside [0, {n_items}).")
+    ids = ids.astype(np.int64, copy=False)
+    if ids.size and (ids[0] < 0 or ids[-1] >= n_items):
+        raise ValueError(f"{name} holds item ids outside [0, {n_items}): {ids[(ids < 0) | (ids >= n_items)][:5].tolist()}.")
+    return ids

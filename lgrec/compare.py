@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_int
 from .evaluation import evaluate, restrict_items
 from .models import MODELS
 
@@ -287,10 +288,29 @@ def _seed_list(seeds) -> list[int]:
         if seeds < 1:
             raise ValueError(f"seeds must be a positive int or a list of ints; got {seeds!r}.")
         return list(range(int(seeds)))
-    out = [int(s) for s in seeds]
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds must be a positive int or a list of ints; got {seeds!r}.")
+    out = list(seeds)
+    if any(not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 0 for s in out):
+        raise ValueError(f"seeds must be a positive int or a list of non-negative ints; got {seeds!r}.")
     if not out:
         raise ValueError("seeds must not be empty.")
-    return out
+    return [int(s) for s in out]
+
+
+def _check_compare_args(dataset, models, params, blas_threads) -> None:
+    """Types of the arguments of :func:`compare` (the rest is checked where it is used)."""
+    from .data import Dataset
+
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be an lgrec.Dataset (lgrec.load_mmrec, Dataset.from_frame); got "
+                        f"{type(dataset).__name__}.")
+    if isinstance(models, (str, bytes)):
+        raise TypeError(f"models must be a list of model names, e.g. [{models!r}]; got the string {models!r}.")
+    if params is not None and (not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values())):
+        raise TypeError(f"params must be a dict {{model or '*': {{parameter: value}}}}; got {params!r:.80}.")
+    if blas_threads is not None:
+        check_int(blas_threads, "blas_threads", "compare", low=1)
 
 
 def _overrides(params: dict | None, name: str, valid_params: set) -> dict:
@@ -363,6 +383,7 @@ def compare(
     -------
     Comparison
     """
+    _check_compare_args(dataset, models, params, blas_threads)
     if blas_threads is not None:
         from threadpoolctl import threadpool_limits
 

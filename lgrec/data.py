@@ -84,6 +84,7 @@ class Dataset:
             ids = getattr(self, name)
             if ids is not None and len(ids) != size:
                 raise ValueError(f"{name} has {len(ids)} entries but the dataset has {size}.")
+        _warn_split_overlaps(self)
 
     @property
     def n_users(self) -> int:
@@ -253,8 +254,8 @@ class Dataset:
             labels, pairs = _drop_users_without_train(labels, pairs)
         else:
             labels = _random_labels(pairs["user"].to_numpy(), valid_size, test_size, check_random_state(random_state))
-        user_codes, user_ids = pd.factorize(pairs["user"], sort=True)
-        item_codes, item_ids = pd.factorize(pairs["item"], sort=True)
+        user_codes, user_ids = _factorize(pairs["user"], user_col)
+        item_codes, item_ids = _factorize(pairs["item"], item_col)
         shape = (len(user_ids), len(item_ids))
         splits = [_matrix(user_codes[labels == code], item_codes[labels == code], shape) for code in range(3)]
         return cls(*splits, name=name, user_ids=np.asarray(user_ids), item_ids=np.asarray(item_ids))
@@ -303,9 +304,32 @@ def _original(known: np.ndarray | None, index) -> np.ndarray:
     return out
 
 
+def _warn_split_overlaps(dataset: "Dataset") -> None:
+    """Warn when a (user, item) pair sits in two splits: evaluation would count a training pair as held out."""
+    for first, second in (("train", "valid"), ("train", "test"), ("valid", "test")):
+        both = getattr(dataset, first).multiply(getattr(dataset, second)).tocoo()
+        if both.nnz:
+            pairs = list(zip(both.row[:3].tolist(), both.col[:3].tolist()))
+            warnings.warn(
+                f"dataset {dataset.name!r}: {both.nnz} (user, item) pair(s) are in both {first} and {second} "
+                f"(first: {pairs}); metrics on {second} then reward recalling {first} pairs.",
+                DataWarning,
+                stacklevel=4,
+            )
+
+
 def _matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     matrix = sp.csr_matrix((np.ones(rows.shape[0], np.float32), (rows, cols)), shape=shape)
     return check_interactions(matrix, allow_empty=True)
+
+
+def _factorize(values: pd.Series, column: str):
+    """Codes in ascending id order; ids of mixed, unorderable types are refused naming the column."""
+    try:
+        return pd.factorize(values, sort=True)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in values})
+        raise TypeError(f"frame column {column!r} mixes id types {kinds}; ids must be all numbers or all strings.") from None
 
 
 def _unique_pairs(frame: pd.DataFrame, user_col: str, item_col: str, time_col: str | None) -> pd.DataFrame:
@@ -317,6 +341,11 @@ def _unique_pairs(frame: pd.DataFrame, user_col: str, item_col: str, time_col: s
         raise ValueError(f"frame has no column(s) {missing}; its columns are {list(frame.columns)}.")
     if len(frame) == 0:
         raise ValueError("frame has no rows.")
+    for column in (user_col, item_col):
+        kind = pd.api.types.infer_dtype(frame[column], skipna=True)
+        if kind.startswith("mixed") or kind in ("complex", "bytes"):
+            kinds = sorted({type(v).__name__ for v in frame[column].dropna()})
+            raise TypeError(f"frame column {column!r} mixes id types {kinds}; ids must be all numbers or all strings.")
     data = frame[columns].rename(columns={user_col: "user", item_col: "item", time_col: "time"})
     for column in data.columns:
         n_missing = int(data[column].isna().sum())
@@ -324,6 +353,10 @@ def _unique_pairs(frame: pd.DataFrame, user_col: str, item_col: str, time_col: s
             raise ValueError(f"frame column {({'user': user_col, 'item': item_col}).get(column, time_col)!r} has {n_missing} missing value(s).")
     if time_col is None:
         return data.drop_duplicates(["user", "item"]).reset_index(drop=True)
+    times = data["time"]
+    if not (pd.api.types.is_numeric_dtype(times) or pd.api.types.is_datetime64_any_dtype(times)) or \
+            pd.api.types.is_bool_dtype(times):
+        raise TypeError(f"frame column {time_col!r} (time_col) must hold numbers or datetimes; got dtype {times.dtype}.")
     return (
         data.sort_values("time", kind="stable")
         .drop_duplicates(["user", "item"], keep="first")
@@ -396,8 +429,8 @@ def load_mmrec(folder: str | os.PathLike, name: str | None = None) -> Dataset:
     frame = _read_inter(inter_path)
     user_map = _read_id_map(folder / "u_id_mapping.csv", "userID")
     item_map = _read_id_map(folder / "i_id_mapping.csv", "itemID")
-    n_users = max(int(frame["userID"].max()) + 1, 0 if user_map is None else len(user_map))
-    n_items = max(int(frame["itemID"].max()) + 1, 0 if item_map is None else len(item_map))
+    n_users = _id_count(frame["userID"].to_numpy(), user_map, inter_path, "userID")
+    n_items = _id_count(frame["itemID"].to_numpy(), item_map, inter_path, "itemID")
     labels = frame["x_label"].to_numpy()
     users, items = frame["userID"].to_numpy(), frame["itemID"].to_numpy()
     splits = {}
@@ -417,16 +450,56 @@ def load_mmrec(folder: str | os.PathLike, name: str | None = None) -> Dataset:
     features = {m: _read_features(folder, m, n_items) for m in _MODALITIES}
     item_info = None
     if (folder / "item_info.csv").exists():
-        item_info = pd.read_csv(folder / "item_info.csv", dtype={"article_id": str, "item_id": str,
-                                                                 "title": str}).set_index("itemID", drop=False)
+        item_info = _read_csv(folder / "item_info.csv", dtype={"article_id": str, "item_id": str, "title": str})
+        if "itemID" not in item_info.columns:
+            raise ValueError(f"{folder / 'item_info.csv'} has no 'itemID' column; found {list(item_info.columns)}.")
+        item_info = item_info.set_index("itemID", drop=False)
     return Dataset(
         **splits,
         **features,
         name=inter_path.stem,
-        user_ids=_ordered_ids(user_map, "userID", n_users),
-        item_ids=_ordered_ids(item_map, "itemID", n_items),
+        user_ids=_ordered_ids(user_map, "userID", n_users, folder / "u_id_mapping.csv"),
+        item_ids=_ordered_ids(item_map, "itemID", n_items, folder / "i_id_mapping.csv"),
         item_info=item_info,
     )
+
+
+#: ``load_mmrec`` refuses ids whose largest value exceeds twice the number of distinct ids by more
+#: than this: MMRec ids are dense (0 .. n-1), and a stray huge id would allocate a row per missing id.
+_ID_GAP_SLACK = 1000
+
+
+def _id_count(ids: np.ndarray, id_map: pd.DataFrame | None, path: Path, column: str) -> int:
+    """Number of users or items: the largest id + 1 (or the id map's size), after checking ids are dense."""
+    top = int(ids.max()) + 1
+    mapped = 0 if id_map is None else len(id_map)
+    distinct = int(np.unique(ids).size)
+    if top > max(mapped, 2 * distinct + _ID_GAP_SLACK):
+        raise ValueError(
+            f"{path}: {column} values are not dense ids 0..n-1: the largest is {top - 1} but only {distinct} distinct "
+            f"ids occur, so {top:,} rows would be allocated. Renumber the ids (lgrec.Dataset.from_frame does)."
+        )
+    return max(top, mapped)
+
+
+def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """``pandas.read_csv`` whose parse errors name the file."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable {'tab-separated' if kwargs.get('sep') == chr(9) else 'CSV'} "
+                         f"file: {type(exc).__name__}: {exc}") from None
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """``numpy.load`` without pickle whose errors name the file."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path} is not a readable .npy array (without pickle): {type(exc).__name__}: {exc}") from None
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path} must hold one .npy array; got {type(array).__name__}.")
+    return array
 
 
 def _find_inter(folder: Path, name: str | None) -> Path:
@@ -446,7 +519,7 @@ def _find_inter(folder: Path, name: str | None) -> Path:
 
 
 def _read_inter(path: Path) -> pd.DataFrame:
-    header = pd.read_csv(path, sep="\t", nrows=0).columns
+    header = _read_csv(path, sep="\t", nrows=0).columns
     required = ["userID", "itemID", "x_label"]
     missing = [c for c in required if c not in header]
     if missing:
@@ -454,7 +527,9 @@ def _read_inter(path: Path) -> pd.DataFrame:
             f"{path} must be tab-separated with a header holding {required}; missing {missing}, "
             f"found {list(header)}."
         )
-    frame = pd.read_csv(path, sep="\t", usecols=required)
+    frame = _read_csv(path, sep="\t", usecols=required)
+    if len(frame) == 0:
+        raise ValueError(f"{path} has a header but no rows: the train split is empty.")
     for column in required:
         values = frame[column]
         if values.isna().any() or not pd.api.types.is_integer_dtype(values):
@@ -465,26 +540,30 @@ def _read_inter(path: Path) -> pd.DataFrame:
     bad = ~frame["x_label"].isin(list(_SPLIT_LABELS.values()))
     if bad.any():
         raise ValueError(f"{path}: x_label must be 0 (train), 1 (valid) or 2 (test); found {sorted(set(frame['x_label'][bad]))[:5]}.")
-    if len(frame) == 0:
-        raise ValueError(f"{path} has no rows: the train split is empty.")
     return frame
 
 
 def _read_id_map(path: Path, id_column: str) -> pd.DataFrame | None:
     if not path.exists():
         return None
-    frame = pd.read_csv(path, dtype=str, sep=None, engine="python")
+    frame = _read_csv(path, dtype=str, sep=None, engine="python")
     if id_column not in frame.columns or len(frame.columns) < 2:
         raise ValueError(f"{path} must have two columns, the original id and {id_column!r}; found {list(frame.columns)}.")
+    ids = pd.to_numeric(frame[id_column], errors="coerce")
+    if ids.isna().any() or (ids < 0).any() or (ids != np.floor(ids)).any() or ids.duplicated().any():
+        raise ValueError(f"{path}: column {id_column!r} must hold distinct non-negative integer ids.")
     return frame
 
 
-def _ordered_ids(id_map: pd.DataFrame | None, id_column: str, size: int) -> np.ndarray | None:
+def _ordered_ids(id_map: pd.DataFrame | None, id_column: str, size: int, path: Path) -> np.ndarray | None:
     if id_map is None:
         return None
     original_column = next(c for c in id_map.columns if c != id_column)
     ids = np.full(size, None, dtype=object)
-    ids[id_map[id_column].astype(np.int64).to_numpy()] = id_map[original_column].to_numpy()
+    positions = id_map[id_column].astype(np.int64).to_numpy()
+    if positions.size and positions.max() >= size:
+        raise ValueError(f"{path}: {id_column} {int(positions.max())} is outside the {size} ids of the .inter file.")
+    ids[positions] = id_map[original_column].to_numpy()
     return ids
 
 
@@ -492,9 +571,12 @@ def _read_features(folder: Path, modality: str, n_items: int) -> np.ndarray | No
     path = folder / f"{modality}_feat.npy"
     if not path.exists():
         return None
-    features = np.load(path, allow_pickle=False)
+    features = _load_npy(path)
     if features.ndim != 2:
         raise ValueError(f"{path} must hold a 2-D (n_rows, d) array; got shape {features.shape}.")
+    with warnings.catch_warnings():  # an all-zero modality is reported once, by Dataset
+        warnings.simplefilter("ignore", DataWarning)
+        check_features(features, str(path), features.shape[0])
     ids_path = folder / f"{modality}_item_ids.npy"
     if not ids_path.exists():
         if features.shape[0] != n_items:
@@ -503,7 +585,7 @@ def _read_features(folder: Path, modality: str, n_items: int) -> np.ndarray | No
                 f"{ids_path.name} saying which item each row belongs to."
             )
         return features
-    ids = np.load(ids_path, allow_pickle=False)
+    ids = _load_npy(ids_path)
     if ids.shape != (features.shape[0],) or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"{ids_path} must hold {features.shape[0]} integer item ids (one per row of {path.name}); "
                          f"got shape {ids.shape}, dtype {ids.dtype}.")
@@ -533,7 +615,11 @@ def save_mmrec(dataset: Dataset, folder: str | os.PathLike) -> Path:
     pathlib.Path
         The folder.
     """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be an lgrec.Dataset; got {type(dataset).__name__}.")
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"folder {str(folder)!r} exists and is not a directory.")
     folder.mkdir(parents=True, exist_ok=True)
     parts = []
     for split, code in _SPLIT_LABELS.items():

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from ._validation import check_interactions
+from ._validation import check_int, check_interactions
 from .kernels import hits_in_sorted, topk_exclude_serial
 
 __all__ = [
@@ -52,7 +52,12 @@ DEFAULT_BLOCK_SIZE = 1024
 
 
 def _check_k(k) -> tuple[int, ...]:
-    ks = (k,) if np.ndim(k) == 0 else tuple(k)
+    if isinstance(k, (str, bytes)) or k is None:
+        raise ValueError(f"k must be a positive int or a non-empty sequence of positive ints; got {k!r}.")
+    try:
+        ks = (k,) if np.ndim(k) == 0 else tuple(k)
+    except (TypeError, ValueError):
+        raise ValueError(f"k must be a positive int or a non-empty sequence of positive ints; got {k!r}.") from None
     if not ks or any(
         not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1 for v in ks
     ):
@@ -122,7 +127,11 @@ def rank_blocks(
 
 
 def _metric_sums(hits: np.ndarray, n_truth: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
-    """Per-user metrics of one block (MMRec definitions), summed over the block's users."""
+    """Per-user metrics of one block (MMRec definitions), summed over the block's users.
+
+    ``hits`` may be shallower than the largest cut-off when the catalogue is: a ranking
+    then ends at its last column, and deeper cut-offs count no further hit.
+    """
     max_k = hits.shape[1]
     ranks = np.arange(1, max_k + 1, dtype=np.float64)
     cum_hits = np.cumsum(hits, axis=1, dtype=np.float64)
@@ -132,11 +141,12 @@ def _metric_sums(hits: np.ndarray, n_truth: np.ndarray, ks: tuple[int, ...]) -> 
     sum_precision = np.cumsum(hits * (cum_hits / ranks), axis=1)
     out = {}
     for k in ks:
-        capped = np.minimum(n_truth, k)
-        out[f"recall@{k}"] = float(np.sum(cum_hits[:, k - 1] / n_truth))
-        out[f"ndcg@{k}"] = float(np.sum(dcg[:, k - 1] / ideal[capped - 1]))
-        out[f"precision@{k}"] = float(np.sum(cum_hits[:, k - 1] / k))
-        out[f"map@{k}"] = float(np.sum(sum_precision[:, k - 1] / capped))
+        capped = np.minimum(n_truth.astype(np.int64), min(k, max_k))
+        last = min(k, max_k) - 1
+        out[f"recall@{k}"] = float(np.sum(cum_hits[:, last] / n_truth))
+        out[f"ndcg@{k}"] = float(np.sum(dcg[:, last] / ideal[capped - 1]))
+        out[f"precision@{k}"] = float(np.sum(cum_hits[:, last] / k))
+        out[f"map@{k}"] = float(np.sum(sum_precision[:, last] / capped))
     return out
 
 
@@ -160,7 +170,8 @@ def evaluate(
         Items not ranked for each user, normally the training interactions
         (MMRec masks the training items for both valid and test).
     k : int or sequence of int, default=(5, 10, 20, 50)
-        Cut-offs.
+        Cut-offs. A cut-off above the number of items ranks the whole catalogue
+        (nothing is allocated beyond it; precision still divides by K).
     block_size : int, default=1024
         Users scored at once by one worker thread (see :func:`rank_blocks`).
 
@@ -171,6 +182,7 @@ def evaluate(
         plus ``"n_users"`` (users evaluated) and ``"seconds"``.
     """
     started = time.perf_counter()
+    check_int(block_size, "block_size", "evaluate", low=1)
     ks, truth, exclude, users = prepare_evaluation(model, truth, exclude, k)
     sums = block_metric_sums(model.score_users, users, truth, exclude, ks, block_size)
     result = average_metric_sums(sums, ks, users.shape[0])
@@ -189,6 +201,8 @@ def prepare_evaluation(model, truth, exclude, k) -> tuple[tuple[int, ...], sp.cs
     users : ndarray of shape (n_evaluated,), int64
         Users with at least one truth item, ascending.
     """
+    if not callable(getattr(model, "score_users", None)):
+        raise TypeError(f"model must be a fitted lgrec estimator (with score_users); got {type(model).__name__}.")
     ks = _check_k(k)
     truth = check_interactions(truth, "truth", allow_empty=True)
     n_items = getattr(model, "n_items_", truth.shape[1])
@@ -233,7 +247,8 @@ def block_metric_sums(
     truth_rows = truth[users]
     start = 0
     sums = []
-    for block, ids, _ in rank_blocks(score_users, users, max(ks), exclude, block_size):
+    depth = min(max(ks), truth.shape[1])  # a ranking never holds more than every item: deeper cut-offs add no hit
+    for block, ids, _ in rank_blocks(score_users, users, depth, exclude, block_size):
         hits = np.empty(ids.shape, dtype=np.bool_)
         hits_in_sorted(ids, truth_rows.indptr[start : start + block.shape[0] + 1], truth_rows.indices, hits)
         start += block.shape[0]

@@ -34,8 +34,8 @@ from ._numeric import unit_rows
 from ._validation import check_float, check_int
 from .kernels import topk_exclude
 
-__all__ = ["content_memory", "content_similarity", "knn_adjacency", "modality_graph", "modality_graphs",
-           "neighbor_memory", "symmetric_normalize"]
+__all__ = ["content_memory", "content_similarity", "keep_columns", "knn_adjacency", "modality_graph",
+           "modality_graphs", "neighbor_memory", "symmetric_normalize"]
 
 _BLOCK_ELEMENTS = 1 << 23  # similarities held at once (32 MiB in float32)
 
@@ -220,6 +220,25 @@ def neighbor_memory(train: sp.csr_matrix, similar: sp.csr_matrix) -> sp.csr_matr
     memory = sp.csr_matrix(sp.diags(1.0 / degree) @ train @ similar.T, dtype=np.float32)
     memory.sort_indices()  # csr_lookup searches each row
     return memory
+
+
+def keep_columns(matrix: sp.csr_matrix, mask: np.ndarray) -> sp.csr_matrix:
+    """``matrix`` with the columns outside ``mask`` removed from its stored entries (same shape).
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix of shape (n, m)
+    mask : ndarray of shape (m,), bool
+        Columns kept.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (n, m), dtype of ``matrix``; indices sorted within rows.
+    """
+    kept = sp.csr_matrix(matrix @ sp.diags(mask.astype(matrix.dtype)), dtype=matrix.dtype)
+    kept.eliminate_zeros()
+    kept.sort_indices()
+    return kept
 
 
 def modality_graphs(inputs, k: int = 10) -> dict[str, sp.csr_matrix]:

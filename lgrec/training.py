@@ -9,6 +9,21 @@ and parameters are finite, evaluates the validation split (Recall@20 decides)
 and stops after ``patience`` epochs without improvement, restoring the
 parameters of the best epoch.
 
+Divergence rule: the fit raises :class:`~lgrec.ModelFitError` as soon as the
+loss or a parameter is NaN or inf, or an epoch's mean loss exceeds
+:data:`DIVERGENCE_FACTOR` times the loss of the first batch (the loss at the
+initial parameters: a BPR model starts near ``log 2``; a loss ten times higher
+means the steps overshoot and do not come back). A last epoch whose loss is
+above :data:`RISE_WARNING_FACTOR` times that initial loss without crossing the
+bound may still recover, so it only warns (:class:`RuntimeWarning`) at the end
+of the fit (the loss of the multimodal models may rise a few per cent in the first
+epochs while the content terms grow; that is not reported). A first-batch loss
+above :data:`INITIAL_LOSS_MAX` (features scaled by 1e20 in a model that projects
+raw features) raises at once, advising to standardise the features. Both messages advise a lower
+``learning_rate``. A training matrix where no user has a possible negative item
+(every user interacted with every item, e.g. a one-item catalogue) cannot be
+trained with BPR and raises :class:`~lgrec.ModelFitError` saying so.
+
 The loop calls only the :class:`lgrec.objective.Objective` protocol and owns
 the state that the objective passes from batch to batch.
 """
@@ -29,10 +44,17 @@ from .evaluation import evaluate
 from .kernels import sample_negatives
 from .optim import Adam
 
-__all__ = ["AUTO_MIN_BATCH", "AUTO_STEPS_PER_EPOCH", "TrainResult", "TripletSampler", "resolve_batch_size", "train"]
+__all__ = ["AUTO_MIN_BATCH", "AUTO_STEPS_PER_EPOCH", "DIVERGENCE_FACTOR", "INITIAL_LOSS_MAX", "RISE_WARNING_FACTOR",
+           "TrainResult", "TripletSampler", "resolve_batch_size", "train"]
 
 VALID_METRIC = "recall@20"
 _SEED_BLOCK = 4096
+#: An epoch whose mean loss exceeds this many times the loss at the initial parameters has diverged.
+DIVERGENCE_FACTOR = 10.0
+#: A last epoch whose mean loss exceeds this many times the initial loss warns that the fit may not have converged.
+RISE_WARNING_FACTOR = 2.0
+#: A loss above this at the initial parameters (where BPR gives about log 2) means badly scaled inputs.
+INITIAL_LOSS_MAX = 1e4
 
 #: ``batch_size="auto"``: batches grow with the data so that an epoch takes this many optimiser steps
 #: (each step propagates the whole graph, so an epoch then costs time linear in the interactions) ...
@@ -57,7 +79,7 @@ def resolve_batch_size(batch_size, n_triplets: int) -> int:
     """
     if batch_size == "auto":
         return max(AUTO_MIN_BATCH, -(-n_triplets // AUTO_STEPS_PER_EPOCH))
-    return batch_size
+    return min(batch_size, max(n_triplets, 1))  # a batch larger than the epoch is the whole epoch
 
 
 class TripletSampler:
@@ -114,13 +136,28 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def _check_finite(epoch: int, loss: float, params: dict[str, np.ndarray], owner: str) -> None:
+def _check_finite(epoch: int, loss: float, params: dict[str, np.ndarray], owner: str, learning_rate: float,
+                  initial_loss: float) -> None:
+    advice = (f"Lower learning_rate (now {learning_rate:g}), raise regularization, or standardise the item "
+              "features.")
     bad = [name for name, p in params.items() if not np.isfinite(p).all()]
     if not np.isfinite(loss) or bad:
         what = f"parameters {bad}" if bad else "the loss"
+        raise ModelFitError(f"{owner} diverged at epoch {epoch}: {what} became NaN or inf (mean loss {loss}). {advice}")
+    if np.isfinite(initial_loss) and initial_loss > 0 and loss > DIVERGENCE_FACTOR * initial_loss:
         raise ModelFitError(
-            f"{owner} diverged at epoch {epoch}: {what} became NaN or inf (mean loss {loss}). "
-            "Lower learning_rate, raise regularization, or standardise the item features."
+            f"{owner} diverged at epoch {epoch}: the mean loss {loss:.4g} is more than {DIVERGENCE_FACTOR:g} times "
+            f"the loss at the initial parameters ({initial_loss:.4g}). {advice}"
+        )
+
+
+def _check_negatives(sampler: TripletSampler, owner: str) -> None:
+    if sampler.n_triplets == 0:
+        n_items = sampler.train.shape[1]
+        raise ModelFitError(
+            f"{owner} cannot be trained with BPR: no negative item exists, because every user with interactions "
+            f"interacted with every one of the {n_items} item(s). BPR needs items a user has not interacted with; "
+            "add items (or users with fewer interactions)."
         )
 
 
@@ -169,7 +206,9 @@ def train(
     TrainResult
     """
     params = objective.params
+    _check_negatives(sampler, owner)
     batch_size = resolve_batch_size(batch_size, sampler.n_triplets)
+    initial_loss = float("nan")
     optimizer = Adam(params, learning_rate=learning_rate, learning_rates=objective.learning_rates)
     result = TrainResult(batch_size=batch_size)
     best_params = None
@@ -184,8 +223,16 @@ def train(
         losses, state = objective.run_epoch(users, pos, neg, optimizer, batch_size, state, on_batch=bar.update)
         bar.close()
         loss = float(losses.mean())
+        if epoch == 1 and losses.size:
+            initial_loss = float(losses[0])
+            if initial_loss > INITIAL_LOSS_MAX:
+                raise ModelFitError(
+                    f"{owner}: the loss at the initial parameters is {initial_loss:.4g}, where a BPR model starts "
+                    f"near 0.69 (log 2); the inputs are badly scaled. Standardise the item features (e.g. "
+                    "divide each row by its norm) or lower their magnitude."
+                )
         train_seconds = time.perf_counter() - started
-        _check_finite(epoch, loss, params, owner)
+        _check_finite(epoch, loss, params, owner, learning_rate, initial_loss)
         record = {"epoch": epoch, "loss": loss, "train_seconds": train_seconds, "eval_seconds": 0.0}
         if valid is not None:
             metrics = evaluate(objective.scorer(), valid, exclude, k=(10, 20))
@@ -204,6 +251,14 @@ def train(
         if valid is not None and since_best >= patience:
             result.stopped_early = True
             break
+    last_loss = result.history[-1]["loss"]
+    if last_loss > RISE_WARNING_FACTOR * initial_loss:
+        warnings.warn(
+            f"{owner}: the training loss rose from {initial_loss:.4g} at the initial parameters to {last_loss:.4g} "
+            f"in the last epoch; the fit may not have converged. Lower learning_rate (now {learning_rate:g}).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     if best_params is not None:
         for name, p in params.items():
             p[...] = best_params[name]

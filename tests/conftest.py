@@ -1,7 +1,9 @@
 """Shared fixtures and hypothesis profiles.
 
 Profiles: ``default`` (used locally and in CI) keeps each property test to a
-few dozen examples; ``thorough`` (``--hypothesis-profile=thorough``) runs more.
+few dozen examples; ``thorough`` (``--hypothesis-profile=thorough``) runs more;
+``fuzz`` (``pytest tests/test_fuzz.py --hypothesis-profile=fuzz``) is the long
+run of the fuzz suite.
 ``deadline=None`` everywhere because the first example of a test may include
 Numba's compile time.
 """
@@ -19,6 +21,9 @@ settings.register_profile(
 )
 settings.register_profile(
     "thorough", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "fuzz", max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile("default")
 

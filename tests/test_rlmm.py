@@ -323,3 +323,16 @@ def test_auto_memory_weight_is_chosen_on_validation(synthetic):
 def test_memory_weight_rejects_other_strings(synthetic):
     with pytest.raises(ValueError, match="memory_weight"):
         lgrec.RLMultimodalRec(memory_weight="best").fit(synthetic.train, synthetic.image, synthetic.text)
+
+
+def test_cold_only_memory_scores_warm_items_without_it(synthetic):
+    params = dict(max_epochs=2, batch_size=256, learning_rate=0.01, random_state=0, n_neighbors=5)
+    model = lgrec.RLMultimodalRec(memory_items="cold", **params).fit(synthetic.train, synthetic.image, synthetic.text)
+    memory = model._memory()
+    cold = np.zeros(synthetic.train.shape[1], dtype=bool)
+    cold[model.cold_items_] = True
+    assert memory.nnz and cold[memory.indices].all()
+    full = lgrec.RLMultimodalRec(**params).fit(synthetic.train, synthetic.image, synthetic.text)._memory()
+    np.testing.assert_array_equal(memory.toarray()[:, cold], full.toarray()[:, cold])
+    with pytest.raises(ValueError, match="memory_items"):
+        lgrec.RLMultimodalRec(memory_items="warm").fit(synthetic.train, synthetic.image, synthetic.text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._base import ModelFitError
+from .._validation import check_user_ids
 from ..compare import environment
 from ..data import load_mmrec
 from ..evaluation import evaluate, restrict_items
@@ -61,6 +64,67 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _k_list(text: str) -> list[int]:
+    values = _int_list(text)
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def _user_list(text: str) -> list[int]:
+    values = _int_list(text)
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one user id, got {text!r}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def check_output_path(path: str | None, option: str, directory: bool = False) -> None:
+    """Fail before any work when ``path`` (the value of ``option``) cannot be written.
+
+    A file path needs an existing, writable parent folder and must not be a folder; a
+    folder path (``directory=True``) must not be an existing file, and its nearest
+    existing ancestor must be a writable folder.
+    """
+    if path is None:
+        return
+    target = Path(path)
+    if directory:
+        if target.exists() and not target.is_dir():
+            raise ValueError(f"{option} {path}: exists and is not a folder.")
+        existing = target
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise ValueError(f"{option} {path}: cannot create a folder there ({existing} is not a writable folder).")
+        return
+    if target.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; give a file name.")
+    parent = target.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: the folder {parent} does not exist.")
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise ValueError(f"{option} {path}: not writable.")
+
+
+def _check_dataset_fits_model(dataset, model, data_dir: str, model_path: str) -> None:
+    """A saved model can only score the users and items of the folder it was fitted on."""
+    if dataset.n_users != model.n_users_ or dataset.n_items > model.n_items_:
+        raise ValueError(
+            f"{data_dir} has {dataset.n_users} users and {dataset.n_items} items but the model {model_path} was "
+            f"fitted on {model.n_users_} users and {model.n_items_} items: use the folder it was fitted on."
+        )
+
+
 def _model_list(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     unknown = [n for n in names if n not in MODELS]
@@ -82,10 +146,14 @@ def build_model(name: str, seed: int | None, settings: dict, verbose: bool):
 
 
 def _metrics_line(metrics: dict, ks=(10, 20)) -> str:
-    return "  ".join(f"{m}@{k} {metrics[f'{m}@{k}']:.4f}" for k in ks for m in ("recall", "ndcg"))
+    present = [k for k in ks if f"recall@{k}" in metrics] or sorted(
+        int(key.split("@")[1]) for key in metrics if key.startswith("recall@"))[:2]
+    return "  ".join(f"{m}@{k} {metrics[f'{m}@{k}']:.4f}" for k in present for m in ("recall", "ndcg"))
 
 
 def cmd_fit(args) -> int:
+    check_output_path(args.save if args.save is None or args.save.endswith(".npz") else args.save + ".npz", "--save")
+    check_output_path(args.report, "--report")
     dataset = load_mmrec(args.data_dir)
     print(f"dataset {dataset.name}: {dataset.summary()}", file=sys.stderr)
     model = build_model(args.model, args.seed, _parse_sets(args.set), verbose=not args.quiet)
@@ -99,7 +167,8 @@ def cmd_fit(args) -> int:
     cold_metrics = None
     if cold.size:
         cold_metrics = evaluate(model, restrict_items(dataset.test, cold), exclude, k=args.k)
-        print(f"cold  recall@20 {cold_metrics['recall@20']:.4f} over {cold.size} test items unseen in train")
+        cold_k = 20 if "recall@20" in cold_metrics else max(args.k)
+        print(f"cold  recall@{cold_k} {cold_metrics[f'recall@{cold_k}']:.4f} over {cold.size} test items unseen in train")
     gate = _gate_report(model, dataset)
     if gate and "mean" in gate:
         q1, q2, q3 = gate["quartiles"]
@@ -143,8 +212,10 @@ def _load_any(path: str):
 
 
 def cmd_evaluate(args) -> int:
+    check_output_path(args.report, "--report")
     model = _load_any(args.model_path)
     dataset = load_mmrec(args.data_dir)
+    _check_dataset_fits_model(dataset, model, args.data_dir, args.model_path)
     truth = getattr(dataset, args.split)
     exclude = dataset.train if args.split == "valid" or not args.exclude_valid else dataset.train + dataset.valid
     metrics = evaluate(model, truth, exclude, k=args.k)
@@ -166,8 +237,11 @@ def _str_list(text: str) -> list[str]:
 
 
 def cmd_recommend(args) -> int:
+    check_output_path(args.out, "--out", directory=not (args.out or "").endswith(".csv"))
     model = _load_any(args.model_path)
     dataset = load_mmrec(args.data_dir) if args.data_dir else None
+    if dataset is not None:
+        _check_dataset_fits_model(dataset, model, args.data_dir, args.model_path)
     if args.items is not None:
         return _recommend_new_user(args, model, dataset)
     if args.all:
@@ -176,8 +250,7 @@ def cmd_recommend(args) -> int:
         users = dataset.user_index(args.users)
     else:
         users = _int_ids(args.users, "--users")
-    if dataset is not None and dataset.n_users != model.n_users_:
-        raise ValueError(f"the model was fitted on {model.n_users_} users but {args.data_dir} has {dataset.n_users}.")
+        check_user_ids(users, model.n_users_, "--users")
     if args.scheduler or (args.out and not args.out.endswith(".csv")):
         return _recommend_to_parquet(args, model, users)
     if dataset is not None:
@@ -353,6 +426,7 @@ def cmd_compare(args) -> int:
         _check_plotting()
     if args.html and not args.out:
         raise ValueError("--html needs --out DIR (the report is written to DIR/results.html).")
+    check_output_path(args.out, "--out", directory=True)
     grid, params = _grid_option(args.grid), _compare_settings(args.set)
     dataset = load_mmrec(args.data_dir)
     print(f"dataset {dataset.name}: {dataset.summary()}", file=sys.stderr)
@@ -372,6 +446,7 @@ def cmd_compare(args) -> int:
 def cmd_prepare(args) -> int:
     from ..prepare import prepare
 
+    check_output_path(args.out, "--out", directory=True)
     try:
         prepare(args.interactions, user=args.user, item=args.item, out=args.out, time=args.time, split=args.split,
                 valid_size=args.valid_size, test_size=args.test_size, seed=args.seed, images=args.images,
@@ -386,8 +461,10 @@ def cmd_prepare(args) -> int:
 def cmd_report(args) -> int:
     from ..report import write_report
 
+    check_output_path(args.out, "--out")
     model = _load_any(args.model_path)
     dataset = load_mmrec(args.data_dir)
+    _check_dataset_fits_model(dataset, model, args.data_dir, args.model_path)
     result = write_report(model, dataset, args.out, n_users=args.users, seed=args.seed, k=args.k)
     print(f"wrote {result['path']}: {len(result['users'])} users, {result['photos']} photos embedded"
           + (f", {result['unreadable_photos']} photo files unreadable" if result["unreadable_photos"] else ""),
@@ -401,6 +478,7 @@ def cmd_demo(args) -> int:
 
     if args.plots:
         _check_plotting()
+    check_output_path(args.out, "--out", directory=True)
     dataset = make_multimodal(random_state=args.seed)
     print(f"generated dataset: {dataset.summary()}")
     print(f"comparing {', '.join(args.models)} (demo settings {DEMO_PARAMS['*']}; early stopping on validation)")
@@ -430,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=0, help="random_state of the model (default: 0)")
     fit.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="set a hyperparameter, e.g. --set learning_rate=0.01 --set n_layers=3 (repeatable)")
-    fit.add_argument("--k", type=_int_list, default=[5, 10, 20, 50], help="cut-offs, e.g. 10,20 (default: 5,10,20,50)")
+    fit.add_argument("--k", type=_k_list, default=[5, 10, 20, 50], help="cut-offs, e.g. 10,20 (default: 5,10,20,50)")
     fit.add_argument("--exclude-valid", action="store_true",
                      help="also exclude validation items when ranking for test (MMRec excludes train only)")
     fit.add_argument("--save", metavar="PATH", help="write the fitted model (.npz)")
@@ -443,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("model_path", metavar="MODEL", help="model file written by 'lgrec fit --save'")
     ev.add_argument("data_dir", metavar="DATA_DIR")
     ev.add_argument("--split", choices=["valid", "test"], default="test")
-    ev.add_argument("--k", type=_int_list, default=[5, 10, 20, 50])
+    ev.add_argument("--k", type=_k_list, default=[5, 10, 20, 50])
     ev.add_argument("--exclude-valid", action="store_true", help="for the test split, also exclude validation items")
     ev.add_argument("--report", metavar="PATH", help="write the metrics as JSON")
     ev.set_defaults(func=cmd_evaluate)
@@ -463,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--items", type=_str_list,
                      help="a new user (not in training) given by the items they interacted with, comma-separated "
                           "original item ids; folded in without retraining (model.recommend_new)")
-    rec.add_argument("--k", type=int, default=10)
+    rec.add_argument("--k", type=_positive_int, default=10)
     rec.add_argument("--json", action="store_true", help="print JSON (ids and scores)")
     rec.add_argument("--out", metavar="PATH",
                      help="write the recommendations instead of printing them (columns user, rank, item, score "
@@ -590,6 +668,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError, ModelFitError) as exc:
         print(f"lgrec {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -14,26 +14,42 @@ that chooses what to pass it (``lgrec compare``, the CLI, the tests):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 
 from .._base import BaseEstimator, check_is_fitted
 from .._validation import (
+    check_allocation,
     check_bool,
     check_random_state,
     check_float,
     check_int,
     check_interactions,
+    check_item_ids,
+    check_k,
     check_user_ids,
     warn_empty_rows,
 )
 from ..evaluation import rank_blocks
-from ..persistence import load_model, save_model
+from ..persistence import Array, Value, load_model, save_model
 from ..scoring import FactorScorer
 from ..training import TripletSampler, train
 from ._foldin import bpr_fold_in, graph_fold_in, graph_item_layers
 
-__all__ = ["Recommender", "check_fit_data", "check_training_params", "xavier_normal", "xavier_uniform"]
+__all__ = ["Recommender", "check_fit_data", "check_training_params", "single_blas_thread", "xavier_normal",
+           "xavier_uniform"]
+
+#: Learned state every model saves (see :mod:`lgrec.persistence`): symbols U users, I items, F factor width.
+FACTOR_STATE = {"user_factors_": Array(("U", "F")), "item_factors_": Array(("I", "F")), "history_": Value("history")}
+#: ... and what the BPR training loop adds.
+TRAINED_STATE = {"best_epoch_": Value("count"), "batch_size_": Value("positive")}
+#: ... and the layer-0 ID embeddings of the graph models (E: ``embedding_size``).
+EMBEDDING_STATE = {"user_embeddings_": Array(("U", "E")), "item_embeddings_": Array(("I", "E"))}
+#: ... and what the graph models keep to fold in new users (S: items at fit time, L: layers).
+GRAPH_FOLD_IN_STATE = {"item_layers_": Array(("L", "S", "E")), "item_degree_": Array(("S",), dtype="int"),
+                       "layer_weights_": Array(("L+1",))}
 
 
 class Recommender(BaseEstimator):
@@ -52,6 +68,13 @@ class Recommender(BaseEstimator):
     requires_features = False
     uses_features = False
     graph_fold_in = False
+    #: Learned attributes a saved model may hold, and what each must look like (:mod:`lgrec.persistence`):
+    #: ``load`` refuses any other name. A subclass that learns a new attribute declares it here.
+    _saved_state = FACTOR_STATE
+
+    def _check_params(self) -> None:
+        """Validate the hyperparameters (called by ``fit`` and by ``load``)."""
+        check_bool(self.verbose, "verbose", type(self).__name__)
 
     def _scorer(self) -> FactorScorer:
         """The fitted model's scores (subclasses add fixed score terms)."""
@@ -69,7 +92,8 @@ class Recommender(BaseEstimator):
         ndarray of shape (b, n_items), float32
         """
         check_is_fitted(self)
-        return self._scorer().score_users(user_ids)
+        users, _ = check_user_ids(user_ids, self.n_users_, "user_ids")
+        return self._scorer().score_users(users)
 
     @property
     def n_users_(self) -> int:
@@ -105,7 +129,8 @@ class Recommender(BaseEstimator):
         filter_already_liked_items : bool, default=True
             Never recommend an item of the user's ``user_items`` row.
         filter_items : array-like of int, optional
-            Item ids never recommended to anyone.
+            Item ids never recommended to anyone. Applied as one shared mask on
+            each block of scores (memory independent of the number of users).
         items : array-like of int, optional
             Candidate item ids; only these are ranked (ids returned are item ids,
             not positions in ``items``).
@@ -119,12 +144,17 @@ class Recommender(BaseEstimator):
             Their scores; padding is ``-inf``.
         """
         check_is_fitted(self)
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive int; got {k!r}.")
-        users, scalar = check_user_ids(userid, self.n_users_)
         n_items = self.n_items_
-        excluded = self._excluded(users, user_items, filter_already_liked_items, filter_items, n_items)
-        return self._rank(lambda block: self.score_users(users[block]), users.shape[0], k, excluded, items, scalar)
+        k = check_k(k, "k", n_items)
+        users, scalar = check_user_ids(userid, self.n_users_)
+        check_bool(filter_already_liked_items, "filter_already_liked_items", "recommend")
+        check_allocation(users.shape[0] * k * 12, f"the result of recommend for {users.shape[0]} users and k={k}")
+        if users.shape[0] == 0:
+            return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
+        excluded = self._excluded(users, user_items, filter_already_liked_items, n_items)
+        scorer = self._scorer()
+        return self._rank(lambda block: scorer.score_users(users[block]), users.shape[0], k, excluded, items,
+                          filter_items, scalar)
 
     #: Default number of BPR steps of the new-user fold-in (:meth:`new_user_scorer`): chosen on the
     #: validation items of held-out ML-1M users among 0, 10, 50, 200 (best for LightGCN,
@@ -195,13 +225,13 @@ class Recommender(BaseEstimator):
             As in :meth:`recommend` (padding ``-1`` / ``-inf``).
         """
         check_is_fitted(self)
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive int; got {k!r}.")
+        k = check_k(k, "k", self.n_items_)
+        check_bool(filter_already_liked_items, "filter_already_liked_items", "recommend_new")
         matrix, scalar = self._new_user_items(user_items)
         scorer = self.new_user_scorer(matrix, **fold_in)
         rows = np.arange(matrix.shape[0])
-        excluded = self._excluded(rows, matrix, filter_already_liked_items, filter_items, self.n_items_)
-        return self._rank(scorer.score_users, matrix.shape[0], k, excluded, items, scalar)
+        excluded = self._excluded(rows, matrix, filter_already_liked_items, self.n_items_)
+        return self._rank(scorer.score_users, matrix.shape[0], k, excluded, items, filter_items, scalar)
 
     def _new_user_items(self, user_items) -> tuple[sp.csr_matrix, bool]:
         """``user_items`` of :meth:`recommend_new` as a canonical CSR (n, n_items), and whether it was one user."""
@@ -252,17 +282,29 @@ class Recommender(BaseEstimator):
         """Fixed score terms of new users and their weight (none by default)."""
         return None, 0.0
 
-    def _rank(self, score, n, k, excluded, items, scalar):
-        """Top-``k`` of ``score(rows)`` for local rows ``0 .. n-1``, among the candidate ``items`` (None: all)."""
-        candidates = None if items is None else _check_item_ids(items, self.n_items_, "items")
+    def _rank(self, score_rows, n, k, excluded, items, filter_items, scalar):
+        """Top-``k`` of ``score_rows(rows)`` for local rows ``0 .. n-1``: candidate ``items`` (None: all),
+        ``filter_items`` never ranked, ``excluded`` (n, n_items) the rows' own exclusions."""
+        n_items = self.n_items_
+        candidates = None if items is None else check_item_ids(items, n_items, "items")
+        if candidates is not None and candidates.size == 0:
+            raise ValueError("items is empty: give at least one candidate item id (or items=None for all items).")
+        blocked = None if filter_items is None else check_item_ids(filter_items, n_items, "filter_items")
         if candidates is not None:
-            position = np.full(self.n_items_, -1, dtype=np.int64)
+            position = np.full(n_items, -1, dtype=np.int64)
             position[candidates] = np.arange(candidates.shape[0])
             excluded = _remap_columns(excluded, position, candidates.shape[0])
-            score_all = score
+            if blocked is not None:
+                blocked = position[blocked]
+                blocked = blocked[blocked >= 0]
 
-            def score(block):
-                return score_all(block)[:, candidates]
+        def score(block):
+            scores = score_rows(block)
+            if candidates is not None:
+                scores = scores[:, candidates]
+            if blocked is not None:
+                scores[:, blocked] = np.nan  # the top-k kernels never select NaN: one shared mask, no (n, m) matrix
+            return scores
 
         ids_all = np.empty((n, k), dtype=np.int64)
         scores_all = np.empty((n, k), dtype=np.float32)
@@ -273,8 +315,8 @@ class Recommender(BaseEstimator):
             return ids_all[0], scores_all[0]
         return ids_all, scores_all
 
-    def _excluded(self, users, user_items, filter_liked, filter_items, n_items) -> sp.csr_matrix:
-        """Per-row excluded items of a recommend call as a canonical CSR (n, n_items)."""
+    def _excluded(self, users, user_items, filter_liked, n_items) -> sp.csr_matrix:
+        """Per-row excluded items (the users' seen items) of a recommend call as a canonical CSR (n, n_items)."""
         n = users.shape[0]
         excluded = sp.csr_matrix((n, n_items), dtype=np.float32)
         if filter_liked:
@@ -290,14 +332,8 @@ class Recommender(BaseEstimator):
                     f"shape ({n}, {n_items}); got {liked.shape}. Pass user_items[userid] rather than "
                     "the whole matrix."
                 )
-            excluded = excluded + liked
-        if filter_items is not None:
-            blocked = _check_item_ids(filter_items, n_items, "filter_items")
-            m = blocked.shape[0]
-            excluded = excluded + sp.csr_matrix(
-                (np.ones(n * m, np.float32), np.tile(blocked, n), np.arange(n + 1) * m), shape=(n, n_items)
-            )
-        return check_interactions(excluded, "excluded", allow_empty=True)
+            return liked
+        return excluded
 
     def _train(self, objective, train_matrix: sp.csr_matrix, valid, rng: np.random.Generator) -> None:
         """Run the BPR training loop on ``objective`` with this model's hyperparameters.
@@ -324,26 +360,9 @@ class Recommender(BaseEstimator):
         """Load a model saved with :meth:`save`; the file must hold a ``cls``."""
         return load_model(cls, path)
 
-    def _check_loaded_state(self, path) -> None:
-        """Validate arrays read from ``path`` (shapes consistent, values finite)."""
+    def _check_loaded_state(self) -> None:
+        """Model-specific checks of a loaded state beyond :attr:`_saved_state` (raise ValueError)."""
         check_is_fitted(self)
-        users, items = self.user_factors_, self.item_factors_
-        if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
-            raise ValueError(
-                f"{path!r}: user_factors_ {users.shape} and item_factors_ {items.shape} do not agree."
-            )
-        if not (np.isfinite(users).all() and np.isfinite(items).all()):
-            raise ValueError(f"{path!r}: the stored factors contain NaN or inf.")
-
-
-def _check_item_ids(values, n_items: int, name: str) -> np.ndarray:
-    ids = np.unique(np.asarray(values).ravel())
-    if ids.size and not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer item ids; got dtype {ids.dtype}.")
-    ids = ids.astype(np.int64, copy=False)
-    if ids.size and (ids[0] < 0 or ids[-1] >= n_items):
-        raise ValueError(f"{name} holds item ids outside [0, {n_items}): {ids[(ids < 0) | (ids >= n_items)][:5].tolist()}.")
-    return ids
 
 
 def _remap_columns(matrix: sp.csr_matrix, position: np.ndarray, n_cols: int) -> sp.csr_matrix:
@@ -355,6 +374,26 @@ def _remap_columns(matrix: sp.csr_matrix, position: np.ndarray, n_cols: int) -> 
         (coo.data[keep], (coo.row[keep], new_cols[keep])), shape=(matrix.shape[0], n_cols)
     )
     return check_interactions(remapped, "excluded", allow_empty=True)
+
+
+def single_blas_thread(fit):
+    """Run ``fit`` with BLAS limited to one thread (threadpoolctl), so a ``random_state`` gives the
+    same bits for any BLAS thread count.
+
+    Multi-threaded BLAS rounds some float32 products differently from single-threaded BLAS
+    (parameters of the models with dense feature products differed by ~1e-7 between 1 and 2
+    threads); the cost on two cores is measured in ``benchmarks/README.md`` (Reliability). Numba
+    kernels are unaffected and already give the same bits for any ``NUMBA_NUM_THREADS``.
+    """
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fit(self, *args, **kwargs)
+
+    return wrapper
 
 
 def check_training_params(model) -> None:
@@ -374,9 +413,20 @@ def check_training_params(model) -> None:
     check_bool(model.verbose, "verbose", owner)
 
 
-def check_fit_data(interactions, valid) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
-    """Canonical training matrix (warning about users without interactions) and validation matrix."""
+def check_fit_data(interactions, valid, width: int = 1) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """Canonical training matrix (warning about users without interactions) and validation matrix.
+
+    ``width`` is the number of floats the model keeps per user and per item (its embedding
+    size): a fit whose tables (float32 parameters, two Adam moments and the final factors, and
+    the float64 draws of the initialisation: 24 bytes per entry) cannot fit in the machine's
+    memory is refused before anything is allocated.
+    """
     train = check_interactions(interactions, "interactions")
+    n_users, n_items = train.shape
+    check_allocation(
+        (n_users + n_items) * int(width) * 24,
+        f"interactions of shape {train.shape}: the ({n_users} + {n_items}) x {width} float32 tables of the fit",
+    )
     warn_empty_rows(train, "interactions")
     if valid is not None:
         valid = check_interactions(valid, "valid", shape=train.shape, allow_empty=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._numeric import unit_rows
-from .._validation import check_bool, check_features
 from .._base import check_is_fitted
+from .._validation import check_features
 from ..scoring import FactorScorer
 from ._base import Recommender, check_fit_data
 
@@ -45,7 +45,7 @@ class Popularity(Recommender):
         -------
         self
         """
-        check_bool(self.verbose, "verbose", type(self).__name__)
+        self._check_params()
         train, _ = check_fit_data(interactions, valid)
         counts = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float32)
         self.user_factors_ = np.ones((train.shape[0], 1), dtype=np.float32)
@@ -132,7 +132,7 @@ class ContentKNN(Recommender):
         -------
         self
         """
-        check_bool(self.verbose, "verbose", type(self).__name__)
+        self._check_params()
         train, _ = check_fit_data(interactions, valid)
         n_items = train.shape[1]
         img = check_features(img_feats, "img_feats", n_items)

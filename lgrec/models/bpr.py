@@ -14,7 +14,7 @@ from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..objective import Objective
 from ..optim import row_grad
 from ..scoring import FactorScorer
-from ._base import Recommender, check_fit_data, check_training_params, xavier_normal
+from ._base import TRAINED_STATE, Recommender, check_fit_data, check_training_params, single_blas_thread, xavier_normal
 
 __all__ = ["BPRMF"]
 
@@ -129,6 +129,8 @@ class BPRMF(Recommender):
        Personalized Ranking from Implicit Feedback." UAI 2009.
     """
 
+    _saved_state = {**Recommender._saved_state, **TRAINED_STATE}
+
     def __init__(
         self,
         embedding_size: int = 64,
@@ -149,6 +151,10 @@ class BPRMF(Recommender):
         self.random_state = random_state
         self.verbose = verbose
 
+    def _check_params(self) -> None:
+        check_training_params(self)
+
+    @single_blas_thread
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on a user-item matrix; features are ignored (collaborative model).
 
@@ -165,8 +171,8 @@ class BPRMF(Recommender):
         -------
         self
         """
-        check_training_params(self)
-        train_matrix, valid = check_fit_data(interactions, valid)
+        self._check_params()
+        train_matrix, valid = check_fit_data(interactions, valid, self.embedding_size)
         rng = check_random_state(self.random_state)
         n_users, n_items = train_matrix.shape
         objective = MFObjective(

@@ -40,7 +40,11 @@ from ..graph import BipartiteGraph, normalized_adjacency
 from ..knn import modality_graph
 from ..losses import bpr_backward, bpr_forward
 from ..objective import GraphObjective
-from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+from ..persistence import Value
+from ._base import (
+    EMBEDDING_STATE, GRAPH_FOLD_IN_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params,
+    single_blas_thread, xavier_uniform,
+)
 from .vbpr import ItemFeatures
 
 __all__ = ["FREEDOM", "FreedomObjective", "prune_edges"]
@@ -185,20 +189,25 @@ class FreedomObjective(GraphObjective):
         return out
 
     def extra_loss(self, users, pos, neg, rows, e_u, d_u, context):
-        """:math:`\\lambda \\sum_m \\mathrm{BPR}(u, X_m W_m + b_m)` and the projections' gradients."""
+        """:math:`\\lambda \\sum_m \\mathrm{BPR}(u, X_m W_m + b_m)` and the projections' gradients.
+
+        The projections are computed once per distinct item of the batch
+        (``rows.items``) and gathered for the triplets; their gradient is summed
+        per distinct item before it meets the features.
+        """
         batch = users.shape[0]
-        items = np.concatenate([pos, neg])
         lam = self.modality_weight
-        selected, gathered = self.features.lookup(items, e_u.dtype)
+        distinct = rows.items
+        selected, gathered = self.features.lookup(distinct, e_u.dtype)
         loss, grads = 0.0, {}
         for m in self.modalities:
             x = gathered[m]
-            proj = self._projected(m, items, selected, x)
+            proj = self._projected(m, distinct, selected, x)[rows.item_index]
             m_loss, m_cache = bpr_forward(e_u, proj[:batch], proj[batch:])
             m_du, m_di, m_dj = bpr_backward(m_cache)
             loss += lam * m_loss
             d_u += lam * m_du
-            d_proj = lam * np.concatenate([m_di, m_dj])
+            d_proj = rows.sum_by_item(lam * np.concatenate([m_di, m_dj]))
             grads[f"{m}_proj"] = x.T @ d_proj[selected]
             grads[f"{m}_bias"] = d_proj.sum(axis=0)
         return loss, grads
@@ -304,6 +313,20 @@ class FREEDOM(Recommender):
         self.random_state = random_state
         self.verbose = verbose
 
+    _saved_state = {**Recommender._saved_state, **TRAINED_STATE, **EMBEDDING_STATE, **GRAPH_FOLD_IN_STATE,
+                    "item_graph_nnz_": Value("count")}
+
+    def _check_params(self) -> None:
+        owner = type(self).__name__
+        check_training_params(self)
+        check_int(self.n_layers, "n_layers", owner, low=1)
+        check_int(self.n_mm_layers, "n_mm_layers", owner, low=0)
+        check_int(self.n_neighbors, "n_neighbors", owner, low=1)
+        check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
+        check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, closed="left")
+        check_float(self.modality_weight, "modality_weight", owner, low=0.0)
+
+    @single_blas_thread
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on a user-item matrix and item features.
 
@@ -326,14 +349,8 @@ class FREEDOM(Recommender):
             When both feature arguments are None (use LightGCN without features).
         """
         owner = type(self).__name__
-        check_training_params(self)
-        check_int(self.n_layers, "n_layers", owner, low=1)
-        check_int(self.n_mm_layers, "n_mm_layers", owner, low=0)
-        check_int(self.n_neighbors, "n_neighbors", owner, low=1)
-        check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
-        check_float(self.dropout, "dropout", owner, low=0.0, high=1.0, closed="left")
-        check_float(self.modality_weight, "modality_weight", owner, low=0.0)
-        train_matrix, valid = check_fit_data(interactions, valid)
+        self._check_params()
+        train_matrix, valid = check_fit_data(interactions, valid, self.embedding_size)
         n_users, n_items = train_matrix.shape
         given = {"image": check_features(img_feats, "img_feats", n_items),
                  "text": check_features(txt_feats, "txt_feats", n_items)}

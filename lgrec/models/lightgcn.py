@@ -18,7 +18,10 @@ from __future__ import annotations
 from .._validation import check_int, check_random_state
 from ..graph import normalized_adjacency
 from ..objective import GraphObjective
-from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+from ._base import (
+    EMBEDDING_STATE, GRAPH_FOLD_IN_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params,
+    single_blas_thread, xavier_uniform,
+)
 
 __all__ = ["LightGCN"]
 
@@ -102,6 +105,13 @@ class LightGCN(Recommender):
         self.random_state = random_state
         self.verbose = verbose
 
+    _saved_state = {**Recommender._saved_state, **TRAINED_STATE, **EMBEDDING_STATE, **GRAPH_FOLD_IN_STATE}
+
+    def _check_params(self) -> None:
+        check_training_params(self)
+        check_int(self.n_layers, "n_layers", type(self).__name__, low=1)
+
+    @single_blas_thread
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on a user-item matrix; features are ignored (collaborative model).
 
@@ -116,9 +126,8 @@ class LightGCN(Recommender):
         -------
         self
         """
-        check_training_params(self)
-        check_int(self.n_layers, "n_layers", type(self).__name__, low=1)
-        train_matrix, valid = check_fit_data(interactions, valid)
+        self._check_params()
+        train_matrix, valid = check_fit_data(interactions, valid, self.embedding_size)
         rng = check_random_state(self.random_state)
         n_users, n_items = train_matrix.shape
         objective = GraphObjective(

@@ -61,12 +61,16 @@ from .._validation import (
 )
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency
-from ..knn import content_similarity, modality_graphs, neighbor_memory
+from ..knn import content_similarity, keep_columns, modality_graphs, neighbor_memory
 from ..losses import bpr_backward, bpr_forward
 from ..evaluation import evaluate
 from ..objective import GraphObjective
 from ..scoring import FactorScorer
-from ._base import Recommender, check_fit_data, check_training_params, xavier_uniform
+from ..persistence import Array, Value
+from ._base import (
+    EMBEDDING_STATE, GRAPH_FOLD_IN_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params,
+    single_blas_thread, xavier_uniform,
+)
 from .freedom import prune_edges
 
 __all__ = ["MEMORY_WEIGHTS", "ContentWindow", "RLMMObjective", "RLMultimodalRec", "fit", "gate_summary"]
@@ -370,6 +374,10 @@ class RLMultimodalRec(Recommender):
         Recall@20 (ties go to the smaller weight; 0 without ``valid``), so the
         memory is used only where it ranks the held-out items better
         (``memory_weight_`` records the choice, ``memory_search_`` the scores).
+    memory_items : {"all", "cold"}, default="all"
+        Items whose score gets the memory term: all, or only the items
+        without training interactions (a warm item is then ranked by the
+        graph alone, as LightGCN would rank it).
     image_weight : float in [0, 1], default=0.25
         Weight of the photo cosine in the memory's item similarity (the text
         gets the rest; 0.5 = both equal). 0.25 was chosen on the H&M validation
@@ -465,6 +473,28 @@ class RLMultimodalRec(Recommender):
     """
 
     uses_features = True
+    _saved_state = {
+        **Recommender._saved_state, **TRAINED_STATE, **EMBEDDING_STATE, **GRAPH_FOLD_IN_STATE,
+        "similar_data_": Array(("N",), optional=True),
+        "similar_indices_": Array(("N",), dtype="int", optional=True, ids_of="S"),
+        "similar_indptr_": Array(("S+1",), dtype="int", optional=True),
+        "item_content_factors_": Array(("I", "F")),
+        "cold_items_": Array(("C",), dtype="int", ids_of="I"),
+        "gate_": Array(("I", "E"), finite=False),
+        "image_share_": Array(("I",), finite=False),
+        "image_dim_": Value("count", size_of="Dv"), "text_dim_": Value("count", size_of="Dt"),
+        "image_weights_": Array(("Dv", "E"), optional=True), "image_bias_": Array(("E",), optional=True),
+        "text_weights_": Array(("Dt", "E"), optional=True), "text_bias_": Array(("E",), optional=True),
+        "gate_weights_": Array(("G", "E"), optional=True), "gate_bias_": Array(("E",), optional=True),
+        "image_mean_": Array(("Dv",), optional=True), "image_std_": Array(("Dv",), optional=True),
+        "text_mean_": Array(("Dt",), optional=True), "text_std_": Array(("Dt",), optional=True),
+        "memory_data_": Array(("M",), optional=True),
+        "memory_indices_": Array(("M",), dtype="int", optional=True, ids_of="I"),
+        "memory_indptr_": Array(("U+1",), dtype="int", optional=True),
+        "memory_weight_": Value("weight", optional=True), "memory_search_": Value("scores", optional=True),
+    }
+    #: The memory is one CSR matrix (users x items) saved as three arrays.
+    _saved_sparse = {"memory": ("U", "I"), "similar": ("S", "S")}
 
     graph_fold_in = True
 
@@ -477,6 +507,7 @@ class RLMultimodalRec(Recommender):
         content_weight: float = 1.0,
         n_neighbors: int = 10,
         memory_weight: float = 10.0,
+        memory_items: str = "all",
         image_weight: float = 0.25,
         cold_start: bool = True,
         gate: str = "learned",
@@ -500,6 +531,7 @@ class RLMultimodalRec(Recommender):
         self.content_weight = content_weight
         self.n_neighbors = n_neighbors
         self.memory_weight = memory_weight
+        self.memory_items = memory_items
         self.image_weight = image_weight
         self.cold_start = cold_start
         self.gate = gate
@@ -527,6 +559,7 @@ class RLMultimodalRec(Recommender):
         check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
         check_bool(self.cold_start, "cold_start", owner)
         check_choice(self.gate, "gate", owner, ("learned", "average"))
+        check_choice(self.memory_items, "memory_items", owner, ("all", "cold"))
         if self.gate_learning_rate is not None:
             check_float(self.gate_learning_rate, "gate_learning_rate", owner, low=0.0, closed="neither")
         check_choice(self.feature_scaling, "feature_scaling", owner, ("l2", "standard", "none"))
@@ -536,6 +569,7 @@ class RLMultimodalRec(Recommender):
         check_bool(self.warm_content, "warm_content", owner)
         check_float(self.edge_dropout, "edge_dropout", owner, low=0.0, high=1.0, closed="left")
 
+    @single_blas_thread
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on interactions and item features.
 
@@ -556,7 +590,7 @@ class RLMultimodalRec(Recommender):
         self
         """
         self._check_params()
-        train_matrix, valid = check_fit_data(interactions, valid)
+        train_matrix, valid = check_fit_data(interactions, valid, self.embedding_size)
         n_users, n_items = train_matrix.shape
         img = check_features(img_feats, "img_feats", n_items)
         txt = check_features(txt_feats, "txt_feats", n_items)
@@ -573,7 +607,12 @@ class RLMultimodalRec(Recommender):
             auto = self.memory_weight == "auto"
             if self.n_neighbors and (auto or self.memory_weight > 0) and inputs.items.size > 1:
                 similar = content_similarity(inputs, self.n_neighbors, self.image_weight)
+                similar.sum_duplicates()
+                similar.sort_indices()
                 memory = neighbor_memory(train_matrix, similar)
+                if self.memory_items == "cold":
+                    memory = keep_columns(memory, np.diff(train_matrix.tocsc().indptr) == 0)
+                    memory = memory if memory.nnz else None  # a catalogue without cold items: no memory
             if self.item_graph and self.n_neighbors:
                 item_graphs = modality_graphs(inputs, self.n_neighbors)
         objective = RLMMObjective(
@@ -625,6 +664,8 @@ class RLMultimodalRec(Recommender):
         similar = sp.csr_matrix((self.similar_data_, self.similar_indices_, self.similar_indptr_),
                                 shape=(n_known, n_known))
         memory = neighbor_memory(user_items[:, :n_known], similar)
+        if self.memory_items == "cold":
+            memory = keep_columns(memory, self.item_degree_ == 0)
         memory.resize((user_items.shape[0], user_items.shape[1]))
         return memory, self._effective_memory_weight()
 
@@ -803,11 +844,19 @@ class RLMultimodalRec(Recommender):
 
 
 def _common_rows(img_feats, txt_feats) -> int:
-    shapes = [np.shape(f) for f in (img_feats, txt_feats) if f is not None]
+    shapes = []
+    for name, feats in (("img_feats", img_feats), ("txt_feats", txt_feats)):
+        if feats is None:
+            continue
+        try:
+            shape = np.shape(feats)
+        except ValueError:
+            raise ValueError(f"{name} must be a rectangular array of shape (n_new, d); got ragged rows.") from None
+        if len(shape) != 2:
+            raise ValueError(f"{name} must be 2-D (n_new, d); got shape {shape}.")
+        shapes.append(shape)
     if not shapes:
         raise ValueError("img_feats and txt_feats are both None; give at least one modality.")
-    if any(len(shape) != 2 for shape in shapes):
-        raise ValueError(f"features must be 2-D (n_new, d); got shapes {shapes}.")
     if len(shapes) == 2 and shapes[0][0] != shapes[1][0]:
         raise ValueError(f"img_feats has {shapes[0][0]} rows but txt_feats has {shapes[1][0]}; one row per new item.")
     return shapes[0][0]
@@ -868,7 +917,10 @@ def gate_summary(model: RLMultimodalRec, groups=None) -> dict:
         out["mean"] = float(share[known].mean())
         out["quartiles"] = [float(q) for q in np.quantile(share[known], [0.25, 0.5, 0.75])]
     if groups is not None and known.any():
-        labels = np.asarray(groups, dtype=object)[: share.shape[0]]
+        labels = np.asarray(groups, dtype=object).ravel()[: share.shape[0]]
+        if labels.shape[0] < share.shape[0]:
+            raise ValueError(f"groups has {labels.shape[0]} labels but the model has {share.shape[0]} items; "
+                             "give one label per item id.")
         out["by_group"] = {
             str(label): {"items": int(mask.sum()), "mean": float(share[mask].mean())}
             for label in sorted({str(v) for v in labels[known]})

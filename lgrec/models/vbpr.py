@@ -31,7 +31,10 @@ from ..losses import bpr_backward, bpr_forward, l2_backward, l2_forward
 from ..objective import Objective
 from ..optim import row_grad
 from ..scoring import FactorScorer
-from ._base import Recommender, check_fit_data, check_training_params, xavier_normal, xavier_uniform
+from ..persistence import Array
+from ._base import (
+    TRAINED_STATE, Recommender, check_fit_data, check_training_params, single_blas_thread, xavier_normal, xavier_uniform,
+)
 
 __all__ = ["ItemFeatures", "VBPR", "VBPRObjective"]
 
@@ -280,6 +283,13 @@ class VBPR(Recommender):
         self.random_state = random_state
         self.verbose = verbose
 
+    _saved_state = {**Recommender._saved_state, **TRAINED_STATE, "projection_": Array(("D", "E"))}
+
+    def _check_params(self) -> None:
+        check_training_params(self)
+        check_bool(self.item_bias, "item_bias", type(self).__name__)
+
+    @single_blas_thread
     def fit(self, interactions, img_feats=None, txt_feats=None, *, valid=None):
         """Fit on a user-item matrix and item features.
 
@@ -303,9 +313,8 @@ class VBPR(Recommender):
             When both feature arguments are None (use BPRMF without features).
         """
         owner = type(self).__name__
-        check_training_params(self)
-        check_bool(self.item_bias, "item_bias", owner)
-        train_matrix, valid = check_fit_data(interactions, valid)
+        self._check_params()
+        train_matrix, valid = check_fit_data(interactions, valid, 2 * self.embedding_size)
         n_users, n_items = train_matrix.shape
         given = {"image": check_features(img_feats, "img_feats", n_items),
                  "text": check_features(txt_feats, "txt_feats", n_items)}
