@@ -143,8 +143,8 @@ def test_content_refresh_window_sums_the_batch_gradients_of_the_fusion():
 
 
 def test_without_features_and_cold_start_off_it_is_exactly_lightgcn(synthetic):
-    kw = dict(max_epochs=4, batch_size=256, random_state=0)
-    rlmm = lgrec.RLMultimodalRec(cold_start=False, **kw).fit(synthetic.train, valid=synthetic.valid)
+    kw = dict(max_epochs=4, batch_size=256, random_state=0, regularization=1e-4)
+    rlmm = lgrec.RLMultimodalRec(cold_start=False, edge_dropout=0.0, **kw).fit(synthetic.train, valid=synthetic.valid)
     lgcn = lgrec.LightGCN(**kw).fit(synthetic.train, valid=synthetic.valid)
     np.testing.assert_array_equal(rlmm.item_factors_, lgcn.item_factors_)
     np.testing.assert_array_equal(rlmm.user_factors_, lgcn.user_factors_)
@@ -157,11 +157,16 @@ def fitted(synthetic):
     )
 
 
-def test_cold_items_are_scored_from_content_alone(fitted, synthetic):
+def test_cold_items_are_scored_from_content_and_their_content_neighbours(fitted, synthetic):
     cold = fitted.cold_items_
     assert cold.size and np.array_equal(cold, np.flatnonzero(np.diff(synthetic.train.tocsc().indptr) == 0))
     content, _ = fitted.content_embeddings(synthetic.image[cold], synthetic.text[cold])
-    np.testing.assert_allclose(fitted.item_factors_[cold], content, rtol=1e-5, atol=1e-6)
+    # with the item graph (default) a cold item adds its kNN neighbours' layer 0; without it, content alone
+    assert not np.allclose(fitted.item_factors_[cold], content, rtol=1e-5, atol=1e-6)
+    plain = lgrec.RLMultimodalRec(max_epochs=2, batch_size=256, learning_rate=0.01, random_state=0, n_neighbors=5,
+                                  item_graph=False).fit(synthetic.train, synthetic.image, synthetic.text)
+    content, _ = plain.content_embeddings(synthetic.image[cold], synthetic.text[cold])
+    np.testing.assert_allclose(plain.item_factors_[cold], content, rtol=1e-5, atol=1e-6)
 
 
 def test_gate_and_image_share(fitted, synthetic):
@@ -271,7 +276,7 @@ def test_one_call_fit_and_gate_summary(synthetic):
     assert summary["by_group"][first] == {"items": int(mask.sum()), "mean": pytest.approx(float(model.image_share_[mask].mean()))}
 
 
-@pytest.mark.parametrize("params", [{}, {"item_graph": True, "warm_content": False}])
+@pytest.mark.parametrize("params", [{"item_graph": False, "warm_content": True, "memory_items": "all"}, {}])
 def test_explain_parts_add_up_to_the_score(synthetic, params):
     model = lgrec.RLMultimodalRec(max_epochs=2, batch_size=256, learning_rate=0.01, random_state=0, n_neighbors=5,
                                   **params).fit(synthetic.train, synthetic.image, synthetic.text)
@@ -287,7 +292,7 @@ def test_explain_parts_add_up_to_the_score(synthetic, params):
         assert len(parts["contributors"]) == 3 and all(j in history for j, _ in parts["contributors"])
         values = [c for _, c in parts["contributors"]]
         assert values == sorted(values, reverse=True)
-    if not params:  # without the item graph (which mixes in neighbours' ID embeddings) a cold item is all content
+    if params.get("item_graph") is False:  # without the item graph (neighbours' ID embeddings) a cold item is content
         assert model.explain(user, int(model.cold_items_[0]))["graph"] == pytest.approx(0.0, abs=1e-6)
 
 

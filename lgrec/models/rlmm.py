@@ -12,27 +12,38 @@ LightGCN (:mod:`lgrec.graph`) propagates them and the score is a dot product:
     E = \frac{1}{L+1} \sum_{l=0}^{L} \hat A^l E^{(0)}, \qquad
     \hat y_{ui} = e_u^\top e_i .
 
-That direct reading ranks items nobody bought in training badly (see
-``benchmarks/README.md``, RLMultimodalRec section, for the measurements).
-Three changes fix it, each measured on the H&M data:
+That direct reading ranks items nobody bought in training badly (H&M), and
+where items are warm the fused content in every item's layer 0 overfits and
+loses to plain LightGCN (Amazon Sports, MovieLens-1M; ``benchmarks/README.md``
+has the numbers of each step). lgrec's defaults change five things:
 
 1. ``cold_start=True``: an item without training interactions has no edges,
    so the layer mean keeps only :math:`1/(L+1)` of its layer 0, and its ID
    embedding only ever received gradient as a sampled negative. Such items use
-   :math:`e_i = f_i`: content at full weight, no ID embedding.
-2. ``content_weight`` :math:`\lambda_c > 0`: content alone is trained to rank,
-   with a second BPR term on :math:`e_u^\top (f_i - f_j)`, the score a cold
-   item gets at inference.
-3. ``n_neighbors`` :math:`k > 0`: a content-neighbour memory. A factor model
-   of dimension :math:`d` sums a user's history into one vector, which blurs
-   near-duplicates (colour variants of a product the user bought) in long
-   histories. The score adds :math:`\alpha\, m_{ui}` with
+   :math:`e^{(0)}_i = f_i` and keep it at full weight: no ID embedding.
+2. ``warm_content=False``, ``item_graph=True``: a warm item's layer 0 is its
+   ID embedding alone, and content reaches it through a gated item-item term
+   added to its final embedding,
+   :math:`h_i = g_i \odot (\hat S_v E^{(0)})_i + (1 - g_i) \odot (\hat S_t E^{(0)})_i`,
+   where :math:`\hat S_m` is the normalised ``n_neighbors``-NN graph of
+   modality :math:`m` (frozen, as in FREEDOM) and :math:`g_i` the fusion gate
+   of item :math:`i`, which therefore learns from the ranking loss of every
+   warm item (per item, which modality's neighbours to trust).
+3. ``edge_dropout=0.8``: each epoch trains on a degree-sensitive sample of
+   20 % of the training edges (FREEDOM's denoising); scoring uses all.
+4. ``content_weight`` :math:`\lambda_c = 0.1`: content alone is trained to
+   rank, with a second BPR term on :math:`e_u^\top (f_i - f_j)`, the score a
+   cold item gets at inference.
+5. ``memory_items="cold"``: a content-neighbour memory for cold items. A
+   factor model of dimension :math:`d` sums a user's history into one vector,
+   which blurs near-duplicates (colour variants of a product the user
+   bought). The score of a cold item adds :math:`\alpha\, m_{ui}` with
    :math:`m_{ui} = \frac{1}{|N_u|}\sum_{j \in N_u} s_{ij}`, where :math:`s_{ij}`
    is the cosine of the raw item features when :math:`j` is among the
    :math:`k` nearest items of :math:`i` (0 otherwise); the cosine weighs the
-   photo by ``image_weight`` and the text by the rest. :math:`m` is
-   fixed; the embeddings are trained with it in the score, so they learn what
-   it misses.
+   photo by ``image_weight`` and the text by the rest. :math:`m` is fixed;
+   the embeddings are trained with it in the score, so they learn what it
+   misses. Warm items are ranked without it.
 
 Loss of a batch of triplets :math:`(u, i, j)`, with
 :math:`x_{uij} = e_u^\top(e_i - e_j) + \alpha (m_{ui} - m_{uj})`:
@@ -342,17 +353,18 @@ class RLMultimodalRec(Recommender):
     """Gated multimodal graph recommender (RLMultimodalRec), trained with BPR and Adam on CPU.
 
     Each item's image and text features are projected to the embedding size
-    and mixed by a learned per-item, per-dimension gate; the fused content is
-    added to the item ID embedding and a LightGCN propagates everything over
-    the user-item graph. Items nobody interacted with in training are scored
-    from their content alone, and :meth:`add_items` makes new catalogue items
-    recommendable without retraining. ``gate_`` / ``image_share_`` tell which
-    modality drives each item. See the module docstring for the model and the
-    three changes lgrec makes to the paper's reading (``cold_start``,
-    ``content_weight``, ``n_neighbors``).
+    and mixed by a learned per-item, per-dimension gate. A LightGCN propagates
+    user and item embeddings over the user-item graph; items nobody
+    interacted with in training start from their fused content, the others
+    from their ID embedding, and every item adds the gated mix of its image
+    and text kNN neighbours' embeddings. :meth:`add_items` makes new catalogue
+    items recommendable without retraining; ``gate_`` / ``image_share_`` tell
+    which modality drives each item; :meth:`explain` splits a score. See the
+    module docstring for the model and the five changes lgrec makes to the
+    paper's reading.
 
     With both modalities None the model is a LightGCN (exactly, with
-    ``cold_start=False``).
+    ``cold_start=False``, ``edge_dropout=0`` and the same ``regularization``).
 
     Parameters
     ----------
@@ -360,9 +372,9 @@ class RLMultimodalRec(Recommender):
     n_layers : int, default=2
         LightGCN layers (0 = no graph: matrix factorisation with content).
     learning_rate : float, default=1e-3
-    regularization : float, default=1e-4
+    regularization : float, default=0.0
         L2 weight on the batch's layer-0 rows (ID embedding + fused content).
-    content_weight : float, default=1.0
+    content_weight : float, default=0.1
         Weight of the content-only BPR term (0 = the paper's loss alone).
     n_neighbors : int, default=10
         Neighbours per item of the content-neighbour memory (0 = no memory).
@@ -374,7 +386,7 @@ class RLMultimodalRec(Recommender):
         Recall@20 (ties go to the smaller weight; 0 without ``valid``), so the
         memory is used only where it ranks the held-out items better
         (``memory_weight_`` records the choice, ``memory_search_`` the scores).
-    memory_items : {"all", "cold"}, default="all"
+    memory_items : {"all", "cold"}, default="cold"
         Items whose score gets the memory term: all, or only the items
         without training interactions (a warm item is then ranked by the
         graph alone, as LightGCN would rank it).
@@ -410,16 +422,16 @@ class RLMultimodalRec(Recommender):
         feature dimensions: on H&M a window of 8 costs a third of the epoch
         time of per-batch windows, with the same validation and test quality
         as windows of 1 and 4 (``benchmarks/README.md``).
-    item_graph : bool, default=False
+    item_graph : bool, default=True
         Add the gated item-item term: each item's final embedding gains
         :math:`g_i \\odot (\\hat S_v E^{(0)})_i + (1 - g_i) \\odot (\\hat S_t E^{(0)})_i`,
         the layer-0 embeddings smoothed over each modality's ``n_neighbors``
         kNN graph (:func:`lgrec.knn.modality_graphs`) and mixed per item and
         dimension by the fusion gate, which then also learns from the ranking loss.
-    warm_content : bool, default=True
+    warm_content : bool, default=False
         Add the fused content to the layer 0 of items with training
         interactions (False: only cold-start items get content in layer 0).
-    edge_dropout : float in [0, 1), default=0.0
+    edge_dropout : float in [0, 1), default=0.8
         Fraction of training edges pruned each epoch, degree-sensitively as in
         FREEDOM (:func:`lgrec.models.freedom.prune_edges`); scoring uses the full graph.
     batch_size : int, default=2048
@@ -503,11 +515,11 @@ class RLMultimodalRec(Recommender):
         embedding_size: int = 64,
         n_layers: int = 2,
         learning_rate: float = 1e-3,
-        regularization: float = 1e-4,
-        content_weight: float = 1.0,
+        regularization: float = 0.0,
+        content_weight: float = 0.1,
         n_neighbors: int = 10,
         memory_weight: float = 10.0,
-        memory_items: str = "all",
+        memory_items: str = "cold",
         image_weight: float = 0.25,
         cold_start: bool = True,
         gate: str = "learned",
@@ -515,9 +527,9 @@ class RLMultimodalRec(Recommender):
         feature_scaling: str = "l2",
         projection_init: str = "isometric",
         content_refresh: int = 8,
-        item_graph: bool = False,
-        warm_content: bool = True,
-        edge_dropout: float = 0.0,
+        item_graph: bool = True,
+        warm_content: bool = False,
+        edge_dropout: float = 0.8,
         batch_size: int = 2048,
         max_epochs: int = 1000,
         patience: int = 20,
