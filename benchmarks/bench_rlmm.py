@@ -184,8 +184,10 @@ class _EpochRunner:
         self.state = objective.initial_state()
 
     def epoch(self) -> float:
+        """Seconds of one training epoch: the epoch's state (e.g. a pruned graph) and its batches; sampling excluded."""
         users, pos, neg = self.sampler.epoch(self.rng)
         start = time.perf_counter()
+        self.state = self.objective.start_epoch(self.rng, self.state)
         _, self.state = self.objective.run_epoch(users, pos, neg, self.optimizer, self.batch_size, self.state)
         return time.perf_counter() - start
 
@@ -220,40 +222,31 @@ def interleaved_epochs(objectives: dict, sampler, repeats: int) -> dict:
 
 
 def speed(args):
-    from lgrec.fusion import init_fusion_params, prepare_features
+    """Epoch time of RLMultimodalRec (defaults, and content_refresh=1) against LightGCN's, interleaved."""
+    from lgrec._validation import check_features
     from lgrec.graph import normalized_adjacency
     from lgrec.models._base import xavier_uniform
-    from lgrec.knn import content_memory
-    from lgrec.models.rlmm import RLMMObjective
     from lgrec.objective import GraphObjective
 
     dataset = lgrec.load_mmrec(args.data)
     train = dataset.train
     rng = np.random.default_rng(0)
-    graph = normalized_adjacency(train)
     sampler = TripletSampler(train)
     n_batches = -(-sampler.n_triplets // 2048)
     defaults = lgrec.RLMultimodalRec()
-
-    def tables():
-        return xavier_uniform(rng, dataset.n_users, 64), xavier_uniform(rng, dataset.n_items, 64)
-
-    result = {"dataset": dataset.summary(), "batches_per_epoch": n_batches, "default_content_refresh":
-              defaults.content_refresh, "repeats": args.repeats, "environment": environment()}
-    objectives = {"lightgcn": GraphObjective(graph, *tables(), 2, 1e-4)}
-    if dataset.image is None and dataset.text is None:
-        objectives["rlmm"] = RLMMObjective(graph, *tables(), {}, None, 2, 1e-4, 1.0, True)
-    else:
-        inputs, _ = prepare_features(dataset.image, dataset.text, dataset.n_items, defaults.feature_scaling)
-        started = time.perf_counter()
-        memory = content_memory(train, inputs, defaults.n_neighbors, defaults.image_weight)
-        result["memory_build_seconds"] = time.perf_counter() - started
-        for refresh in sorted({1, 4, 8, n_batches, defaults.content_refresh}):
-            fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, 64, projection=defaults.projection_init,
-                                        input_norms=inputs.input_norms())
-            objectives[f"rlmm_refresh_{refresh}"] = RLMMObjective(
-                graph, *tables(), fusion, inputs, 2, 1e-4, defaults.content_weight, True, content_refresh=refresh,
-                memory=memory, memory_weight=defaults.memory_weight)
+    img = check_features(dataset.image, "image", dataset.n_items)
+    txt = check_features(dataset.text, "text", dataset.n_items)
+    result = {"dataset": dataset.summary(), "batches_per_epoch": n_batches, "rlmm_defaults": defaults.get_params(),
+              "repeats": args.repeats, "environment": environment()}
+    lightgcn = lgrec.LightGCN()
+    objectives = {"lightgcn": GraphObjective(normalized_adjacency(train), xavier_uniform(rng, dataset.n_users, 64),
+                                             xavier_uniform(rng, dataset.n_items, 64), lightgcn.n_layers,
+                                             lightgcn.regularization)}
+    started = time.perf_counter()
+    objectives["rlmm_default"] = defaults.build_objective(train, img, txt, rng)[0]
+    result["rlmm_build_seconds"] = time.perf_counter() - started
+    if img is not None or txt is not None:
+        objectives["rlmm_refresh_1"] = lgrec.RLMultimodalRec(content_refresh=1).build_objective(train, img, txt, rng)[0]
     result.update(interleaved_epochs(objectives, sampler, args.repeats))
     write(args.out, result)
 

@@ -72,6 +72,7 @@ from .._validation import (
 )
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency
+from ..kernels import csr_matmul_rows, csr_matmul_rows_adjoint
 from ..knn import content_similarity, keep_columns, modality_graphs, neighbor_memory
 from ..losses import bpr_backward, bpr_forward
 from ..evaluation import evaluate
@@ -194,6 +195,7 @@ class RLMMObjective(GraphObjective):
                  train: sp.csr_matrix | None = None, edge_dropout: float = 0.0):
         super().__init__(graph, user, item, n_layers, regularization,
                          score_terms=memory if memory_weight > 0 else None, score_weight=memory_weight)
+        self.memory = memory
         if edge_dropout > 0.0 and train is None:
             raise ValueError("RLMMObjective: edge_dropout > 0 needs the training matrix (train).")
         self.train = train
@@ -293,9 +295,8 @@ class RLMMObjective(GraphObjective):
         return gate
 
     def _graph_views(self, items: np.ndarray, items0: np.ndarray) -> dict:
-        """Rows ``items`` of :math:`\\hat S_m E^{(0)}` per modality."""
-        full = items.shape[0] == items0.shape[0]
-        return {m: (g if full else g[items]) @ items0 for m, g in self.item_graphs.items()}
+        """Rows ``items`` of :math:`\\hat S_m E^{(0)}` per modality (the spmm kernel: no slicing of :math:`\\hat S_m`)."""
+        return {m: csr_matmul_rows(g.indptr, g.indices, g.data, items, items0) for m, g in self.item_graphs.items()}
 
     def final_items(self, items, propagated, items0, context):
         """Cold-start items keep their layer 0 at full weight; every item adds its gated item-graph term."""
@@ -318,7 +319,7 @@ class RLMMObjective(GraphObjective):
         gate = self._gate_rows(items, context[1])
         weighted = {"image": gate * grad, "text": (1 - gate) * grad}
         for m, g in self.item_graphs.items():
-            d_items0 += (g if items.shape[0] == g.shape[0] else g[items]).T @ weighted[m]
+            d_items0 += csr_matmul_rows_adjoint(g.indptr, g.indices, g.data, items, weighted[m], g.shape[1])
         if len(self.item_graphs) < 2 or self.fixed_gate is not None:
             return d_items0, None  # the gate is a constant
         views = self._graph_views(items, items0)  # recomputed rather than cached: r x k rows
@@ -607,35 +608,9 @@ class RLMultimodalRec(Recommender):
         img = check_features(img_feats, "img_feats", n_items)
         txt = check_features(txt_feats, "txt_feats", n_items)
         rng = check_random_state(self.random_state)
+        objective, inputs, stats = self.build_objective(train_matrix, img, txt, rng)
+        memory, similar = objective.memory, objective.similar
         dim = self.embedding_size
-        user = xavier_uniform(rng, n_users, dim)
-        item = xavier_uniform(rng, n_items, dim)
-        inputs, stats, fusion, memory, item_graphs = None, {"image": None, "text": None}, {}, None, None
-        similar = None
-        if img is not None or txt is not None:
-            inputs, stats = prepare_features(img, txt, n_items, self.feature_scaling)
-            fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim,
-                                        projection=self.projection_init, input_norms=inputs.input_norms())
-            auto = self.memory_weight == "auto"
-            if self.n_neighbors and (auto or self.memory_weight > 0) and inputs.items.size > 1:
-                similar = content_similarity(inputs, self.n_neighbors, self.image_weight)
-                similar.sum_duplicates()
-                similar.sort_indices()
-                memory = neighbor_memory(train_matrix, similar)
-                if self.memory_items == "cold":
-                    memory = keep_columns(memory, np.diff(train_matrix.tocsc().indptr) == 0)
-                    memory = memory if memory.nnz else None  # a catalogue without cold items: no memory
-            if self.item_graph and self.n_neighbors:
-                item_graphs = modality_graphs(inputs, self.n_neighbors)
-        objective = RLMMObjective(
-            normalized_adjacency(train_matrix), user, item, fusion, inputs, self.n_layers,
-            self.regularization, self.content_weight, self.cold_start,
-            fixed_gate=0.5 if self.gate == "average" else None, content_refresh=self.content_refresh,
-            memory=memory, memory_weight=0.0 if self.memory_weight == "auto" else self.memory_weight,
-            gate_learning_rate=self.gate_learning_rate,
-            item_graphs=item_graphs, warm_content=self.warm_content,
-            train=train_matrix, edge_dropout=self.edge_dropout,
-        )
         self._train(objective, train_matrix, valid, rng)
         self.user_embeddings_ = objective.params["user"]
         self.item_embeddings_ = objective.params["item"]
@@ -680,6 +655,58 @@ class RLMultimodalRec(Recommender):
             memory = keep_columns(memory, self.item_degree_ == 0)
         memory.resize((user_items.shape[0], user_items.shape[1]))
         return memory, self._effective_memory_weight()
+
+    def build_objective(self, train: sp.csr_matrix, img, txt, rng: np.random.Generator):
+        """The training objective of these hyperparameters, at its initial parameters.
+
+        Parameters
+        ----------
+        train : scipy.sparse.csr_matrix of shape (n_users, n_items)
+            Canonical binary training matrix.
+        img, txt : ndarray of shape (n_items, d_v) / (n_items, d_t) or None
+            Checked features (:func:`lgrec._validation.check_features`).
+        rng : numpy.random.Generator
+            Draws the initial embeddings and projections.
+
+        Returns
+        -------
+        objective : RLMMObjective
+        inputs : lgrec.fusion.FusionInputs or None
+        stats : dict
+            Feature scaling statistics per modality.
+        """
+        n_users, n_items = train.shape
+        dim = self.embedding_size
+        user = xavier_uniform(rng, n_users, dim)
+        item = xavier_uniform(rng, n_items, dim)
+        inputs, stats, fusion, memory, item_graphs = None, {"image": None, "text": None}, {}, None, None
+        similar = None
+        if img is not None or txt is not None:
+            inputs, stats = prepare_features(img, txt, n_items, self.feature_scaling)
+            fusion = init_fusion_params(rng, inputs.image_dim, inputs.text_dim, dim,
+                                        projection=self.projection_init, input_norms=inputs.input_norms())
+            auto = self.memory_weight == "auto"
+            if self.n_neighbors and (auto or self.memory_weight > 0) and inputs.items.size > 1:
+                similar = content_similarity(inputs, self.n_neighbors, self.image_weight)
+                similar.sum_duplicates()
+                similar.sort_indices()
+                memory = neighbor_memory(train, similar)
+                if self.memory_items == "cold":
+                    memory = keep_columns(memory, np.diff(train.tocsc().indptr) == 0)
+                    memory = memory if memory.nnz else None  # a catalogue without cold items: no memory
+            if self.item_graph and self.n_neighbors:
+                item_graphs = modality_graphs(inputs, self.n_neighbors)
+        objective = RLMMObjective(
+            normalized_adjacency(train), user, item, fusion, inputs, self.n_layers,
+            self.regularization, self.content_weight, self.cold_start,
+            fixed_gate=0.5 if self.gate == "average" else None, content_refresh=self.content_refresh,
+            memory=memory, memory_weight=0.0 if self.memory_weight == "auto" else self.memory_weight,
+            gate_learning_rate=self.gate_learning_rate,
+            item_graphs=item_graphs, warm_content=self.warm_content,
+            train=train, edge_dropout=self.edge_dropout,
+        )
+        objective.similar = similar  # the item similarities s behind the memory (new users' memory rows)
+        return objective, inputs, stats
 
     def _choose_memory_weight(self, memory, valid, train) -> tuple[float, dict]:
         """The memory weight of the score: the fixed one, or the best of :data:`MEMORY_WEIGHTS` on validation."""
