@@ -690,10 +690,12 @@ class RLMultimodalRec(Recommender):
                 similar = content_similarity(inputs, self.n_neighbors, self.image_weight)
                 similar.sum_duplicates()
                 similar.sort_indices()
-                memory = neighbor_memory(train, similar)
-                if self.memory_items == "cold":
-                    memory = keep_columns(memory, np.diff(train.tocsc().indptr) == 0)
+                if self.memory_items == "cold":  # only the cold items' rows of s: no warm column is ever built
+                    cold = (np.diff(train.tocsc().indptr) == 0).astype(similar.dtype)
+                    memory = neighbor_memory(train, keep_columns(similar.T.tocsr(), cold).T.tocsr())
                     memory = memory if memory.nnz else None  # a catalogue without cold items: no memory
+                else:
+                    memory = neighbor_memory(train, similar)
             if self.item_graph and self.n_neighbors:
                 item_graphs = modality_graphs(inputs, self.n_neighbors)
         objective = RLMMObjective(
