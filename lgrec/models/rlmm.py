@@ -70,15 +70,15 @@ from .._base import check_is_fitted
 from .._validation import (
     check_bool, check_choice, check_features, check_float, check_int, check_interactions, check_random_state,
 )
+from ..evaluation import evaluate
 from ..fusion import FusionInputs, fusion_backward, fusion_forward, init_fusion_params, prepare_features
 from ..graph import BipartiteGraph, normalized_adjacency
 from ..kernels import csr_matmul_rows, csr_matmul_rows_adjoint
 from ..knn import content_similarity, keep_columns, modality_graphs, neighbor_memory
 from ..losses import bpr_backward, bpr_forward
-from ..evaluation import evaluate
 from ..objective import GraphObjective
-from ..scoring import FactorScorer
 from ..persistence import Array, Value
+from ..scoring import FactorScorer
 from ._base import (
     EMBEDDING_STATE, GRAPH_FOLD_IN_STATE, TRAINED_STATE, Recommender, check_fit_data, check_training_params,
     single_blas_thread, xavier_uniform,
