@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import time
 from pathlib import Path
@@ -25,14 +24,8 @@ from pathlib import Path
 import numpy as np
 
 import lgrec
+from lgrec.cli import _parse_sets as parse_sets  # the CLI's --set NAME=VALUE rules
 from lgrec.models import MODELS
-
-
-def parse_value(text: str):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 def main(argv=None) -> dict:
@@ -47,8 +40,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--log", default="benchmarks/results/warm_runs.jsonl")
     args = parser.parse_args(argv)
     data = lgrec.load_mmrec(args.data)
-    params = dict(item.split("=", 1) for item in args.set)
-    params = {key: parse_value(value) for key, value in params.items()}
+    params = parse_sets(args.set)
     cls = MODELS[args.model]
     if "random_state" in cls._get_param_names():
         params["random_state"] = args.seed

@@ -27,7 +27,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import time
@@ -105,17 +104,6 @@ def plot_genres(data_dir: str, share: list, path: str) -> None:
     plot_image_share(np.array([np.nan if v is None else v for v in share], dtype=np.float32), path, genres)
 
 
-def parse_set(items: list[str]) -> dict:
-    params = {}
-    for item in items:
-        key, value = item.split("=", 1)
-        try:
-            params[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[key] = value
-    return params
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", choices=("variants", "corrupt"))
@@ -128,7 +116,9 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--plot", default=None, help="PNG of the learned gate's image share by first genre")
     args = parser.parse_args(argv)
-    base = parse_set(args.set)
+    from lgrec.cli import _parse_sets  # the CLI's --set NAME=VALUE rules
+
+    base = _parse_sets(args.set)
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = []
     if args.mode == "variants":
