@@ -27,15 +27,13 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numba
 import numpy as np
 import scipy
+from _jit import compile_times
 
 import lgrec
 from lgrec.kernels import bpr_adam_epoch
@@ -56,17 +54,6 @@ bpr_adam_epoch(p, q, p.copy(), p.copy(), q.copy(), q.copy(), ids, ids, ids + 1, 
                learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, user_step=0, item_step=0)
 print(t1 - t0, time.perf_counter() - t1)
 """
-
-
-def compile_times() -> dict:
-    out = {}
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        for label in ("cold_cache", "warm_cache"):
-            text = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET], env=env, capture_output=True, text=True,
-                                  check=True).stdout.split()
-            out[label] = {"import_s": float(text[0]), "first_call_s": float(text[1])}
-    return out
 
 
 class LgrecMF:
@@ -131,7 +118,7 @@ def main() -> None:
             "cpu_count": os.cpu_count(), "lgrec": lgrec.__version__, "machine": platform.machine(),
             "load_average_at_start": list(os.getloadavg()),
         },
-        "compile": compile_times(),
+        "compile": compile_times(COMPILE_SNIPPET, ("import_s", "first_call_s")),
         "dataset": {"n_users": int(train.shape[0]), "n_items": int(train.shape[1]), "nnz": int(train.nnz)},
     }
     model = LgrecMF(train, 64, seed=0)

@@ -19,15 +19,13 @@ import json
 import os
 import platform
 import pstats
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numba
 import numpy as np
 import scipy
+from _jit import compile_times
 
 import lgrec
 from lgrec.graph import normalized_adjacency
@@ -78,18 +76,6 @@ accumulate_rows(np.zeros(3, np.int64), np.ones((3, 2), np.float32), 1)
 t2 = time.perf_counter()
 print(t1 - t0, t2 - t1)
 """
-
-
-def compile_times() -> dict:
-    """Import and first-call time of every kernel: with an empty Numba cache, then with the cache filled."""
-    out = {}
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        for label in ("cold_cache", "warm_cache"):
-            text = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET], env=env, capture_output=True,
-                                  text=True, check=True).stdout.split()
-            out[label] = {"import_s": float(text[0]), "first_calls_s": float(text[1])}
-    return out
 
 
 def profile_epoch(objective, sampler, rng, top: int = 12) -> list[dict]:
@@ -143,7 +129,7 @@ def main() -> None:
         },
         "dataset": data.summary(),
     }
-    results["compile"] = compile_times()
+    results["compile"] = compile_times(COMPILE_SNIPPET)
 
     sampler = TripletSampler(train)
     sample = timed(lambda: sampler.epoch(rng), args.repeats * 3)

@@ -32,6 +32,7 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+from _jit import compile_times
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,19 +80,6 @@ topk_exclude_serial(np.ones((4, 6), np.float32), 2, m.indptr, m.indices, ids, to
 hits = np.empty((4, 2), bool); hits_in_sorted(ids, m.indptr, m.indices, hits)
 print(t1 - t0, time.perf_counter() - t1)
 """
-
-
-def compile_times() -> dict:
-    """Import and first-call time of the evaluation kernels (this checkout) in fresh processes:
-    with an empty Numba cache, then with the cache filled."""
-    out = {}
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        for label in ("cold_cache", "warm_cache"):
-            text = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET], env=env, capture_output=True, text=True,
-                                  check=True).stdout.split()
-            out[label] = {"import_s": float(text[0]), "first_calls_s": float(text[1])}
-    return out
 
 
 def export(ref: str, folder: Path) -> Path:
@@ -148,7 +136,7 @@ def main() -> None:
         "median_ratio_before_over_after": float(np.median([r["ratio"] for r in rounds])),
         "identical_rankings_and_scores": same_rankings,
         "max_abs_metric_difference": metric_diff,
-        "compile": compile_times(),
+        "compile": compile_times(COMPILE_SNIPPET),
     }
     print(json.dumps(summary, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numba
 import numpy as np
-import scipy.sparse as sp
 
 import lgrec
 from lgrec.evaluation import evaluate

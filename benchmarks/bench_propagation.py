@@ -30,9 +30,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy
 import scipy.sparse as sp
+from _jit import compile_times
 
 import lgrec
 from lgrec.graph import normalized_adjacency
@@ -103,19 +101,6 @@ csr_matmul_rows_adjoint(m.indptr, m.indices, m.data, np.arange(2), x[:2], 6)
 t3 = time.perf_counter()
 print(t1 - t0, t2 - t1, t3 - t2)
 """
-
-
-def compile_times() -> dict:
-    """Import and first-call times in fresh processes: an empty Numba cache, then the filled one."""
-    out = {}
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        for label in ("cold_cache", "warm_cache"):
-            text = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET], env=env, capture_output=True,
-                                  text=True, check=True).stdout.split()
-            out[label] = {"import_s": float(text[0]), "csr_matmul_first_call_s": float(text[1]),
-                          "row_kernels_first_calls_s": float(text[2])}
-    return out
 
 
 def summary(times: list[float]) -> dict:
@@ -199,7 +184,7 @@ def main() -> None:
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"), "lgrec": lgrec.__version__,
             "machine": platform.machine(), "load_average_at_start": list(os.getloadavg()),
         },
-        "compile": compile_times(),
+        "compile": compile_times(COMPILE_SNIPPET, ("import_s", "csr_matmul_first_call_s", "row_kernels_first_calls_s")),
     }
     trains = {"amazon-baby": baby_train(Path(args.baby)), "ml1m": ml1m_train(Path(args.ml1m))}
     for name, train in trains.items():
