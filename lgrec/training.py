@@ -42,7 +42,7 @@ from tqdm import tqdm
 from ._base import DataWarning, ModelFitError
 from .evaluation import evaluate
 from .kernels import sample_negatives
-from .optim import Adam
+from .optim import SGD, Adam
 
 __all__ = ["AUTO_MIN_BATCH", "AUTO_STEPS_PER_EPOCH", "DIVERGENCE_FACTOR", "INITIAL_LOSS_MAX", "RISE_WARNING_FACTOR",
            "TrainResult", "TripletSampler", "resolve_batch_size", "train"]
@@ -174,8 +174,9 @@ def train(
     exclude: sp.csr_matrix | None = None,
     verbose: bool = False,
     owner: str = "model",
+    optimizer: str = "adam",
 ) -> TrainResult:
-    """Train ``objective`` with BPR mini-batches and Adam; early-stop on validation Recall@20.
+    """Train ``objective`` with BPR mini-batches and Adam (or SGD); early-stop on validation Recall@20.
 
     Parameters
     ----------
@@ -200,16 +201,26 @@ def train(
         Print one line per epoch (and a progress bar within long epochs) to stderr.
     owner : str
         Model name used in messages.
+    optimizer : {"adam", "sgd"}, default="adam"
+        :class:`lgrec.optim.Adam` (one step per batch), or :class:`lgrec.optim.SGD` (one step per
+        triplet; ``batch_size`` then only groups the recorded losses) for objectives that list it
+        in their ``optimizers``.
 
     Returns
     -------
     TrainResult
     """
     params = objective.params
+    if optimizer not in objective.optimizers:
+        raise ValueError(f"The 'optimizer' of {owner} must be one of {list(objective.optimizers)!r}. "
+                         f"Got {optimizer!r} instead.")
     _check_negatives(sampler, owner)
     batch_size = resolve_batch_size(batch_size, sampler.n_triplets)
     initial_loss = float("nan")
-    optimizer = Adam(params, learning_rate=learning_rate, learning_rates=objective.learning_rates)
+    if optimizer == "sgd":
+        optimizer = SGD(learning_rate, dict(objective.learning_rates))
+    else:
+        optimizer = Adam(params, learning_rate=learning_rate, learning_rates=objective.learning_rates)
     result = TrainResult(batch_size=batch_size)
     best_params = None
     since_best = 0
