@@ -11,9 +11,10 @@ parameters of the best epoch.
 
 Divergence rule: the fit raises :class:`~lgrec.ModelFitError` as soon as the
 loss or a parameter is NaN or inf, or an epoch's mean loss exceeds
-:data:`DIVERGENCE_FACTOR` times the loss of the first batch (the loss at the
-initial parameters: a BPR model starts near ``log 2``; a loss ten times higher
-means the steps overshoot and do not come back). A last epoch whose loss is
+:data:`DIVERGENCE_FACTOR` times the loss of the first batch at the initial
+parameters (a BPR model starts near ``log 2``; a loss ten times higher means the
+steps overshoot and do not come back; with per-triplet SGD that loss is evaluated
+before the first step, since the first recorded loss already spans many steps). A last epoch whose loss is
 above :data:`RISE_WARNING_FACTOR` times that initial loss without crossing the
 bound may still recover, so it only warns (:class:`RuntimeWarning`) at the end
 of the fit (the loss of the multimodal models may rise a few per cent in the first
@@ -231,11 +232,16 @@ def train(
         users, pos, neg = sampler.epoch(rng)
         bar = tqdm(total=-(-users.shape[0] // batch_size), desc=f"epoch {epoch}", leave=False, delay=1.0,
                    disable=None if verbose else True)
+        if epoch == 1 and isinstance(optimizer, SGD):
+            # SGD steps after every triplet, so its first recorded loss is not at the initial parameters
+            initial_loss = float(objective.loss_and_grads(users[:batch_size], pos[:batch_size], neg[:batch_size],
+                                                          state)[0])
         losses, state = objective.run_epoch(users, pos, neg, optimizer, batch_size, state, on_batch=bar.update)
         bar.close()
         loss = float(losses.mean())
         if epoch == 1 and losses.size:
-            initial_loss = float(losses[0])
+            if not isinstance(optimizer, SGD):
+                initial_loss = float(losses[0])
             if initial_loss > INITIAL_LOSS_MAX:
                 raise ModelFitError(
                     f"{owner}: the loss at the initial parameters is {initial_loss:.4g}, where a BPR model starts "

@@ -20,7 +20,7 @@ __all__ = ["BPRMF"]
 
 #: ``learning_rate=None``: the step size of each optimizer (SGD's chosen on Amazon Baby validation,
 #: benchmarks/README.md "BPR-MF epoch vs implicit").
-DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.05}
+DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.02}
 
 
 class MFObjective(Objective):
@@ -134,7 +134,8 @@ class BPRMF(Recommender):
         Dimension of user and item vectors.
     learning_rate : float or None, default=None
         Step size; None uses the optimizer's default: 1e-3 for ``"adam"``,
-        SGD_LR_PLACEHOLDER for ``"sgd"`` (chosen on the Amazon Baby validation split).
+        0.02 for ``"sgd"`` (the best validation Recall@20 on Amazon Baby among
+        0.01, 0.02, 0.05, 0.1 and 0.2).
     regularization : float, default=1e-4
         L2 weight :math:`\lambda` on the user, positive and negative vectors of
         each triplet (averaged over the batch with Adam).
