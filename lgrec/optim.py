@@ -15,6 +15,9 @@ batch touches only a few rows: then only those rows of ``m``, ``v`` and the
 parameter move ("lazy" Adam, as TensorFlow's LazyAdam and PyTorch's SparseAdam),
 which keeps a BPR-MF step proportional to the batch instead of the catalogue.
 The arithmetic runs in the fused kernels of :mod:`lgrec.kernels.optim`.
+
+:class:`SGD` holds only the step sizes of plain per-triplet SGD, which BPR-MF's
+fused epoch kernel applies itself (:func:`lgrec.kernels.bpr_sgd_epoch`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 
 from .kernels import accumulate_rows, adam_dense, adam_rows
 
-__all__ = ["SGD", "Adam", "RowGrad", "row_grad"]
+__all__ = ["Adam", "RowGrad", "SGD", "row_grad"]
 
 
 @dataclass(frozen=True)
