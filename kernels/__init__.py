@@ -4,7 +4,7 @@ Plain functions on arrays, compiled on first use and cached on disk
 (``cache=True``); nothing here is compiled per call.
 """
 
-from .bpr import bpr_adam_epoch
+from .bpr import bpr_adam_epoch, bpr_sgd_epoch
 from .optim import accumulate_rows, adam_dense, adam_rows
 from .sampling import sample_negatives
 from .sparse import csr_lookup
@@ -16,6 +16,7 @@ __all__ = [
     "adam_dense",
     "adam_rows",
     "bpr_adam_epoch",
+    "bpr_sgd_epoch",
     "csr_lookup",
     "csr_matmul",
     "csr_matmul_rows",

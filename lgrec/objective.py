@@ -11,6 +11,7 @@ r"""The training-step protocol of lgrec, and the batch step every graph model sh
   pure function of the parameters, the batch and the state;
 - ``run_epoch(...)``: the loop over an epoch's batches (one optimiser step per batch; a model may
   override it with a fused kernel);
+- ``optimizers``: the optimisers its ``run_epoch`` trains with (``("adam",)``; BPR-MF adds ``"sgd"``);
 - ``scorer()``: what validation ranks with (:class:`lgrec.scoring.FactorScorer`).
 
 :class:`GraphObjective` owns the batch step of every LightGCN-style model: layer 0, propagation at the
@@ -70,6 +71,8 @@ class Objective(ABC):
     """
 
     params: dict
+    #: Optimisers :meth:`run_epoch` trains with (names as :func:`lgrec.training.train` takes them).
+    optimizers: tuple = ("adam",)
 
     @property
     def learning_rates(self) -> dict:

@@ -15,17 +15,20 @@ batch touches only a few rows: then only those rows of ``m``, ``v`` and the
 parameter move ("lazy" Adam, as TensorFlow's LazyAdam and PyTorch's SparseAdam),
 which keeps a BPR-MF step proportional to the batch instead of the catalogue.
 The arithmetic runs in the fused kernels of :mod:`lgrec.kernels.optim`.
+
+:class:`SGD` holds only the step sizes of plain per-triplet SGD, which BPR-MF's
+fused epoch kernel applies itself (:func:`lgrec.kernels.bpr_sgd_epoch`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .kernels import accumulate_rows, adam_dense, adam_rows
 
-__all__ = ["Adam", "RowGrad", "row_grad"]
+__all__ = ["Adam", "RowGrad", "SGD", "row_grad"]
 
 
 @dataclass(frozen=True)
@@ -125,3 +128,23 @@ class Adam:
                     param.reshape(-1), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1),
                     self.m[name].reshape(-1), self.v[name].reshape(-1), *args,
                 )
+
+
+@dataclass(frozen=True)
+class SGD:
+    """Plain SGD, one step per training triplet: only step sizes, no state.
+
+    Stepping is the objective's own fused epoch (``MFObjective.run_epoch`` with
+    :func:`lgrec.kernels.bpr_sgd_epoch`); objectives that train with it list
+    ``"sgd"`` in their ``optimizers``.
+
+    Attributes
+    ----------
+    learning_rate : float
+        Step size :math:`\\eta` of every parameter not in ``learning_rates``.
+    learning_rates : dict of str to float
+        Step sizes of individual parameters (by name) that differ from ``learning_rate``.
+    """
+
+    learning_rate: float
+    learning_rates: dict = field(default_factory=dict)

@@ -11,9 +11,10 @@ parameters of the best epoch.
 
 Divergence rule: the fit raises :class:`~lgrec.ModelFitError` as soon as the
 loss or a parameter is NaN or inf, or an epoch's mean loss exceeds
-:data:`DIVERGENCE_FACTOR` times the loss of the first batch (the loss at the
-initial parameters: a BPR model starts near ``log 2``; a loss ten times higher
-means the steps overshoot and do not come back). A last epoch whose loss is
+:data:`DIVERGENCE_FACTOR` times the loss of the first batch at the initial
+parameters (a BPR model starts near ``log 2``; a loss ten times higher means the
+steps overshoot and do not come back; with per-triplet SGD that loss is evaluated
+before the first step, since the first recorded loss already spans many steps). A last epoch whose loss is
 above :data:`RISE_WARNING_FACTOR` times that initial loss without crossing the
 bound may still recover, so it only warns (:class:`RuntimeWarning`) at the end
 of the fit (the loss of the multimodal models may rise a few per cent in the first
@@ -42,7 +43,7 @@ from tqdm import tqdm
 from ._base import DataWarning, ModelFitError
 from .evaluation import evaluate
 from .kernels import sample_negatives
-from .optim import Adam
+from .optim import SGD, Adam
 
 __all__ = ["AUTO_MIN_BATCH", "AUTO_STEPS_PER_EPOCH", "DIVERGENCE_FACTOR", "INITIAL_LOSS_MAX", "RISE_WARNING_FACTOR",
            "TrainResult", "TripletSampler", "resolve_batch_size", "train"]
@@ -174,8 +175,9 @@ def train(
     exclude: sp.csr_matrix | None = None,
     verbose: bool = False,
     owner: str = "model",
+    optimizer: str = "adam",
 ) -> TrainResult:
-    """Train ``objective`` with BPR mini-batches and Adam; early-stop on validation Recall@20.
+    """Train ``objective`` with BPR mini-batches and Adam (or SGD); early-stop on validation Recall@20.
 
     Parameters
     ----------
@@ -200,16 +202,26 @@ def train(
         Print one line per epoch (and a progress bar within long epochs) to stderr.
     owner : str
         Model name used in messages.
+    optimizer : {"adam", "sgd"}, default="adam"
+        :class:`lgrec.optim.Adam` (one step per batch), or :class:`lgrec.optim.SGD` (one step per
+        triplet; ``batch_size`` then only groups the recorded losses) for objectives that list it
+        in their ``optimizers``.
 
     Returns
     -------
     TrainResult
     """
     params = objective.params
+    if optimizer not in objective.optimizers:
+        raise ValueError(f"The 'optimizer' of {owner} must be one of {list(objective.optimizers)!r}. "
+                         f"Got {optimizer!r} instead.")
     _check_negatives(sampler, owner)
     batch_size = resolve_batch_size(batch_size, sampler.n_triplets)
     initial_loss = float("nan")
-    optimizer = Adam(params, learning_rate=learning_rate, learning_rates=objective.learning_rates)
+    if optimizer == "sgd":
+        optimizer = SGD(learning_rate, dict(objective.learning_rates))
+    else:
+        optimizer = Adam(params, learning_rate=learning_rate, learning_rates=objective.learning_rates)
     result = TrainResult(batch_size=batch_size)
     best_params = None
     since_best = 0
@@ -220,11 +232,16 @@ def train(
         users, pos, neg = sampler.epoch(rng)
         bar = tqdm(total=-(-users.shape[0] // batch_size), desc=f"epoch {epoch}", leave=False, delay=1.0,
                    disable=None if verbose else True)
+        if epoch == 1 and isinstance(optimizer, SGD):
+            # SGD steps after every triplet, so its first recorded loss is not at the initial parameters
+            initial_loss = float(objective.loss_and_grads(users[:batch_size], pos[:batch_size], neg[:batch_size],
+                                                          state)[0])
         losses, state = objective.run_epoch(users, pos, neg, optimizer, batch_size, state, on_batch=bar.update)
         bar.close()
         loss = float(losses.mean())
         if epoch == 1 and losses.size:
-            initial_loss = float(losses[0])
+            if not isinstance(optimizer, SGD):
+                initial_loss = float(losses[0])
             if initial_loss > INITIAL_LOSS_MAX:
                 raise ModelFitError(
                     f"{owner}: the loss at the initial parameters is {initial_loss:.4g}, where a BPR model starts "

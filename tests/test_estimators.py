@@ -306,3 +306,40 @@ def test_unknown_format_versions_are_refused_with_the_versions_we_read(fitted, t
                          lambda meta: meta.update(format_version=9))
     with pytest.raises(ValueError, match=r"model format version 9; this lgrec reads versions \[1, 2, 3\]"):
         type(fitted).load(path)
+
+
+def test_bprmf_sgd_clones_refits_identically_learns_and_round_trips(synthetic, tmp_path):
+    """optimizer='sgd' is an ordinary hyperparameter: clone/get_params, same random_state gives the same
+    model, the loss falls, learning_rate=None resolves per optimizer, save -> load keeps it."""
+    model = lgrec.BPRMF(optimizer="sgd", max_epochs=4, random_state=5)
+    assert clone(model).get_params() == model.get_params() and model.get_params()["optimizer"] == "sgd"
+    assert model.get_params()["learning_rate"] is None and "optimizer='sgd'" in repr(model)
+    a = clone(model).fit(synthetic.train, valid=synthetic.valid)
+    b = clone(model).fit(synthetic.train, valid=synthetic.valid)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    assert a.history_[-1]["loss"] < a.history_[0]["loss"]
+    adam = lgrec.BPRMF(max_epochs=4, random_state=5).fit(synthetic.train, valid=synthetic.valid)
+    assert not np.array_equal(adam.item_factors_, a.item_factors_)
+    explicit = lgrec.BPRMF(optimizer="sgd", learning_rate=lgrec.models.bpr.DEFAULT_LEARNING_RATES["sgd"],
+                           max_epochs=4, random_state=5).fit(synthetic.train, valid=synthetic.valid)
+    np.testing.assert_array_equal(explicit.item_factors_, a.item_factors_)
+    loaded = lgrec.BPRMF.load(a.save(tmp_path / "sgd"))
+    assert loaded.get_params() == a.get_params()
+    np.testing.assert_array_equal(loaded.item_factors_, a.item_factors_)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"optimizer": "SGD"}, "The 'optimizer' parameter of BPRMF must be one of ['adam', 'sgd']. Got 'SGD' instead."),
+    ({"optimizer": None}, "The 'optimizer' parameter of BPRMF must be one of ['adam', 'sgd']. Got None instead."),
+    ({"optimizer": "sgd", "learning_rate": 0.0},
+     "The 'learning_rate' parameter of BPRMF must be a float in the range (0, inf) or None. Got 0.0 instead."),
+    ({"optimizer": "sgd", "learning_rate": "0.05"},
+     "The 'learning_rate' parameter of BPRMF must be a float in the range (0, inf) or None. Got '0.05' instead."),
+])
+def test_bprmf_bad_optimizer_or_learning_rate_is_named_in_fit(synthetic, params, message):
+    model = lgrec.BPRMF(**params)  # stored as given
+    assert all(getattr(model, key) is value for key, value in params.items())
+    with pytest.raises(ValueError) as info:
+        model.fit(synthetic.train)
+    assert str(info.value) == message

@@ -136,3 +136,11 @@ def test_bprmf_fused_epoch_equals_the_generic_batch_loop():
     for name in ("user", "item"):
         np.testing.assert_allclose(fused.params[name], generic.params[name], rtol=1e-9, atol=1e-12)
         assert fused_opt.steps[name] == generic_opt.steps[name]
+
+
+def test_the_loop_refuses_an_optimizer_the_objective_does_not_list(synthetic):
+    objective = TinyMF(np.random.default_rng(0), synthetic.n_users, synthetic.n_items)
+    assert objective.optimizers == ("adam",)
+    with pytest.raises(ValueError, match=r"The 'optimizer' of TinyMF must be one of \['adam'\]. Got 'sgd' instead."):
+        train(objective, TripletSampler(synthetic.train), rng=np.random.default_rng(1), learning_rate=0.05,
+              batch_size=300, max_epochs=1, patience=1, owner="TinyMF", optimizer="sgd")

@@ -24,9 +24,9 @@ from lgrec.persistence import FORMAT_VERSION, load_model
 TRAINABLE = ["bpr", "lightgcn", "vbpr", "freedom", "rlmm"]
 
 
-@pytest.mark.parametrize("name", TRAINABLE)
-def test_learning_rate_10_is_caught_for_every_trainable_estimator(synthetic, name):
-    model = MODELS[name](learning_rate=10.0, max_epochs=30, random_state=0)
+@pytest.mark.parametrize("name, extra", [(name, {}) for name in TRAINABLE] + [("bpr", {"optimizer": "sgd"})])
+def test_learning_rate_10_is_caught_for_every_trainable_estimator(synthetic, name, extra):
+    model = MODELS[name](learning_rate=10.0, max_epochs=30, random_state=0, **extra)
     with pytest.raises(ModelFitError, match="diverged at epoch .*Lower learning_rate \\(now 10\\)"):
         model.fit(synthetic.train, synthetic.image, synthetic.text)
 
@@ -219,13 +219,15 @@ ds = make_multimodal(n_users=150, n_items=120, interactions_per_user=8.0, random
 for name in ("bpr", "lightgcn", "vbpr", "freedom", "rlmm"):
     m = MODELS[name](max_epochs=3, random_state=0, batch_size=256).fit(ds.train, ds.image, ds.text, valid=ds.valid)
     np.save(f"{sys.argv[1]}/{name}.npy", np.concatenate([m.user_factors_.ravel(), m.item_factors_.ravel()]))
+m = MODELS["bpr"](optimizer="sgd", max_epochs=3, random_state=0).fit(ds.train, valid=ds.valid)
+np.save(f"{sys.argv[1]}/bpr_sgd.npy", np.concatenate([m.user_factors_.ravel(), m.item_factors_.ravel()]))
 """
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores to vary the thread counts meaningfully")
 def test_fits_are_bit_identical_for_any_numba_and_blas_thread_count(tmp_path):
-    """Fresh processes: 1 vs 2 Numba threads and 1 vs 2 BLAS threads give the same bits for every trainable model
-    (``fit`` pins BLAS to one thread: :func:`lgrec.models._base.single_blas_thread`)."""
+    """Fresh processes: 1 vs 2 Numba threads and 1 vs 2 BLAS threads give the same bits for every trainable model,
+    and for BPRMF with optimizer="sgd" (``fit`` pins BLAS to one thread: :func:`lgrec.models._base.single_blas_thread`)."""
     results = {}
     for numba_threads, blas_threads in ((1, 1), (2, 1), (1, 2)):
         out = tmp_path / f"{numba_threads}-{blas_threads}"
@@ -233,7 +235,7 @@ def test_fits_are_bit_identical_for_any_numba_and_blas_thread_count(tmp_path):
         env = {**os.environ, "NUMBA_NUM_THREADS": str(numba_threads), "OMP_NUM_THREADS": str(blas_threads),
                "OPENBLAS_NUM_THREADS": str(blas_threads), "MKL_NUM_THREADS": str(blas_threads)}
         subprocess.run([sys.executable, "-c", _FIT_SCRIPT, str(out)], check=True, env=env, timeout=600)
-        results[out.name] = {name: np.load(out / f"{name}.npy") for name in TRAINABLE}
-    for name in TRAINABLE:
+        results[out.name] = {name: np.load(out / f"{name}.npy") for name in TRAINABLE + ["bpr_sgd"]}
+    for name in TRAINABLE + ["bpr_sgd"]:
         np.testing.assert_array_equal(results["1-1"][name], results["2-1"][name], err_msg=f"{name}: Numba threads")
         np.testing.assert_array_equal(results["1-1"][name], results["1-2"][name], err_msg=f"{name}: BLAS threads")

@@ -335,16 +335,19 @@ class Recommender(BaseEstimator):
             return liked
         return excluded
 
-    def _train(self, objective, train_matrix: sp.csr_matrix, valid, rng: np.random.Generator) -> None:
-        """Run the BPR training loop on ``objective`` with this model's hyperparameters.
+    def _train(self, objective, train_matrix: sp.csr_matrix, valid, rng: np.random.Generator, *,
+               learning_rate: float | None = None, optimizer: str = "adam") -> None:
+        """Run the BPR training loop on ``objective`` with this model's hyperparameters
+        (``learning_rate``, when given, instead of ``self.learning_rate``).
 
         Sets ``history_`` and ``best_epoch_``; the objective's parameters are
         left at the best validation epoch (see :func:`lgrec.training.train`).
         """
         result = train(
-            objective, TripletSampler(train_matrix), rng=rng, learning_rate=self.learning_rate,
+            objective, TripletSampler(train_matrix), rng=rng,
+            learning_rate=self.learning_rate if learning_rate is None else learning_rate,
             batch_size=self.batch_size, max_epochs=self.max_epochs, patience=self.patience,
-            valid=valid, exclude=train_matrix, verbose=self.verbose, owner=type(self).__name__,
+            valid=valid, exclude=train_matrix, verbose=self.verbose, owner=type(self).__name__, optimizer=optimizer,
         )
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
@@ -396,11 +399,16 @@ def single_blas_thread(fit):
     return wrapper
 
 
-def check_training_params(model) -> None:
-    """Validate the hyperparameters every BPR-trained model shares (called in ``fit``)."""
+def check_training_params(model, learning_rate: float | None = None) -> None:
+    """Validate the hyperparameters every BPR-trained model shares (called in ``fit``).
+
+    ``learning_rate``: the resolved step size, for a model whose own ``learning_rate`` may be None
+    (it is checked instead of the attribute).
+    """
     owner = type(model).__name__
     check_int(model.embedding_size, "embedding_size", owner, low=1)
-    check_float(model.learning_rate, "learning_rate", owner, low=0.0, closed="neither")
+    check_float(model.learning_rate if learning_rate is None else learning_rate, "learning_rate", owner, low=0.0,
+                closed="neither")
     check_float(model.regularization, "regularization", owner, low=0.0)
     if not (isinstance(model.batch_size, str) and model.batch_size == "auto"):
         try:
