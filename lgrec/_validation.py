@@ -105,14 +105,19 @@ def check_float(
     low: float | None = None,
     high: float | None = None,
     closed: str = "both",
-) -> float:
+    word: str | None = None,
+) -> float | str:
     """Check a real hyperparameter in a range; ``closed`` is 'both', 'left', 'right' or 'neither'.
+
+    ``word`` is a string the parameter may also take (e.g. ``"auto"``).
 
     Returns
     -------
-    float
-        ``value`` as a Python float.
+    float or str
+        ``value`` as a Python float, or ``word``.
     """
+    if word is not None and isinstance(value, str) and value == word:
+        return word
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if ok:
         v = float(value)
@@ -123,8 +128,8 @@ def check_float(
             ok = v <= high if closed in ("both", "right") else v < high
     if not ok:
         raise ValueError(
-            f"The {name!r} parameter of {owner} must be a float in the range "
-            f"{_range_text(low, high, closed)}. Got {value!r} instead."
+            f"The {name!r} parameter of {owner} must be {'' if word is None else repr(word) + ' or '}a float "
+            f"in the range {_range_text(low, high, closed)}. Got {value!r} instead."
         )
     return float(value)
 

@@ -28,10 +28,11 @@ from gradcheck import check_objective_gradients, triplets
     item_graph=st.booleans(),
     warm_content=st.booleans(),
     edge_dropout=st.sampled_from([0.0, 0.5]),
+    weighted=st.booleans(),
 )
 def test_whole_model_gradient_on_tiny_random_graphs(
     seed, n_layers, content_weight, cold_start, fixed_gate, reg, dims, memory_weight, item_graph, warm_content,
-    edge_dropout,
+    edge_dropout, weighted,
 ):
     rng = np.random.default_rng(seed)
     n_users, n_items, dim = 4, 6, 3
@@ -51,7 +52,7 @@ def test_whole_model_gradient_on_tiny_random_graphs(
         rng.standard_normal((n_items, dim)), fusion, inputs, n_layers, reg, content_weight, cold_start, fixed_gate,
         memory=content_memory(train, inputs, 2), memory_weight=memory_weight,
         item_graphs=modality_graphs(inputs, 3) if item_graph else None, warm_content=warm_content,
-        train=train, edge_dropout=edge_dropout,
+        train=train, edge_dropout=edge_dropout, item_graph_weights=rng.uniform(0.1, 2.0, n_items) if weighted else None,
     )
     users, pos, neg = triplets(rng, train, 5)
     neg[0] = 5  # the cold item takes part
@@ -243,6 +244,34 @@ def test_feature_errors_name_the_argument(synthetic):
         lgrec.RLMultimodalRec(image_weight=1.5).fit(synthetic.train)
     with pytest.raises(ValueError, match=r"'gate_learning_rate' parameter of RLMultimodalRec must be a float in the range \(0.0, inf\)"):
         lgrec.RLMultimodalRec(gate_learning_rate=0.0).fit(synthetic.train)
+    with pytest.raises(ValueError, match=r"'item_graph_weight' parameter of RLMultimodalRec must be 'degree' or a float in the range \[0.0, inf\)"):
+        lgrec.RLMultimodalRec(item_graph_weight="degrees").fit(synthetic.train)
+    with pytest.raises(ValueError, match=r"'item_graph_weight' parameter of RLMultimodalRec must be 'degree' or a float in the range \[0.0, inf\)\. Got -1\.0"):
+        lgrec.RLMultimodalRec(item_graph_weight=-1.0).fit(synthetic.train)
+
+
+def test_item_graph_weights_are_the_content_neighbours_share_of_the_neighbourhood():
+    from lgrec.models.rlmm import item_graph_weights
+
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]], dtype=np.float32))
+    np.testing.assert_allclose(item_graph_weights("degree", train, 4), [4 / 7, 4 / 6, 4 / 5, 1.0], rtol=1e-6)
+    assert item_graph_weights("degree", train, 0) is None  # no content neighbours: no item-item term
+    assert item_graph_weights(1.0, train, 4) is None
+    np.testing.assert_array_equal(item_graph_weights(0.5, train, 4), np.full(4, 0.5, np.float32))
+
+
+def test_item_graph_weight_scales_the_item_item_term(synthetic):
+    """Weight 0 removes the term from the scores (as item_graph=False); "degree" and 1.0 differ."""
+    kw = dict(max_epochs=2, batch_size=256, random_state=0)
+    data = (synthetic.train, synthetic.image, synthetic.text)
+    zero = lgrec.RLMultimodalRec(item_graph_weight=0.0, **kw).fit(*data)
+    off = lgrec.RLMultimodalRec(item_graph=False, **kw).fit(*data)
+    np.testing.assert_allclose(zero.item_factors_, off.item_factors_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(zero.user_factors_, off.user_factors_, rtol=1e-5, atol=1e-7)
+    degree = lgrec.RLMultimodalRec(**kw).fit(*data)
+    full = lgrec.RLMultimodalRec(item_graph_weight=1.0, **kw).fit(*data)
+    assert degree.item_graph_weight == "degree"
+    assert not np.allclose(degree.item_factors_, full.item_factors_)
 
 
 def test_gate_learning_rate_steps_only_the_gate(synthetic):

@@ -28,7 +28,11 @@ has the numbers of each step). lgrec's defaults change five things:
    where :math:`\hat S_m` is the normalised ``n_neighbors``-NN graph of
    modality :math:`m` (frozen, as in FREEDOM) and :math:`g_i` the fusion gate
    of item :math:`i`, which therefore learns from the ranking loss of every
-   warm item (per item, which modality's neighbours to trust).
+   warm item (per item, which modality's neighbours to trust). The term is
+   weighted by :math:`w_i = k / (k + d_i)` (``item_graph_weight="degree"``):
+   the :math:`k` content neighbours' share of an item's neighbourhood when
+   :math:`d_i` users bought it, so content speaks for rarely bought items and
+   steps back for items whose interactions already say what they are.
 3. ``edge_dropout=0.8``: each epoch trains on a degree-sensitive sample of
    20 % of the training edges (FREEDOM's denoising); scoring uses all.
 4. ``content_weight`` :math:`\lambda_c = 0.1`: content alone is trained to
@@ -85,7 +89,8 @@ from ._base import (
 )
 from .freedom import prune_edges
 
-__all__ = ["MEMORY_WEIGHTS", "ContentWindow", "RLMMObjective", "RLMultimodalRec", "fit", "gate_summary"]
+__all__ = ["MEMORY_WEIGHTS", "ContentWindow", "RLMMObjective", "RLMultimodalRec", "fit", "gate_summary",
+           "item_graph_weights"]
 
 MEMORY_WEIGHTS = (0.0, 1.0, 3.0, 10.0, 30.0)
 """Memory weights :math:`\\alpha` that ``memory_weight="auto"`` chooses from on validation."""
@@ -138,7 +143,7 @@ class RLMMObjective(GraphObjective):
       the fusion once per window of ``content_refresh`` batches (the window is
       the loop's state, :class:`ContentWindow`);
     - :meth:`final_items` lets cold-start items keep their layer 0 and adds the
-      gated item-item term :math:`h_i = g_i \\odot (\\hat S_v E^{(0)})_i +
+      gated item-item term :math:`w_i h_i`, :math:`h_i = g_i \\odot (\\hat S_v E^{(0)})_i +
       (1 - g_i) \\odot (\\hat S_t E^{(0)})_i` with the fusion's gate :math:`g_i`;
     - :meth:`extra_loss` is the content-only BPR term;
     - the content-neighbour memory is the fixed score term;
@@ -185,6 +190,8 @@ class RLMMObjective(GraphObjective):
         Canonical binary training matrix; needed when ``edge_dropout`` > 0.
     edge_dropout : float, default=0.0
         Fraction of training edges pruned each epoch (degree-sensitive, as in FREEDOM).
+    item_graph_weights : ndarray of shape (n_items,), optional
+        Weight :math:`w_i` of each item's item-item term (None: 1 for every item).
     """
 
     def __init__(self, graph: BipartiteGraph, user, item, fusion, inputs: FusionInputs | None,
@@ -192,7 +199,8 @@ class RLMMObjective(GraphObjective):
                  fixed_gate: float | None = None, content_refresh: int = 1, memory=None,
                  memory_weight: float = 0.0, gate_learning_rate: float | None = None,
                  item_graphs: dict | None = None, warm_content: bool = True,
-                 train: sp.csr_matrix | None = None, edge_dropout: float = 0.0):
+                 train: sp.csr_matrix | None = None, edge_dropout: float = 0.0,
+                 item_graph_weights: np.ndarray | None = None):
         super().__init__(graph, user, item, n_layers, regularization,
                          score_terms=memory if memory_weight > 0 else None, score_weight=memory_weight)
         self.memory = memory
@@ -219,6 +227,8 @@ class RLMMObjective(GraphObjective):
         self.item_graphs = {m: sp.csr_matrix(g, dtype=dtype) for m, g in (item_graphs or {}).items()
                             if self.inputs is not None}
         self.warm_content = warm_content
+        self.item_graph_weights = (None if item_graph_weights is None
+                                   else np.asarray(item_graph_weights, dtype=dtype).reshape(-1, 1))
         self.content_items = None
         if self.inputs is not None:  # items whose layer 0 gets content, as positions in inputs.items
             self.content_items = (np.arange(self.inputs.items.shape[0]) if warm_content
@@ -298,17 +308,26 @@ class RLMMObjective(GraphObjective):
         """Rows ``items`` of :math:`\\hat S_m E^{(0)}` per modality (the spmm kernel: no slicing of :math:`\\hat S_m`)."""
         return {m: csr_matmul_rows(g.indptr, g.indices, g.data, items, items0) for m, g in self.item_graphs.items()}
 
+    def _term_weights(self, items: np.ndarray, gate: np.ndarray) -> dict:
+        """Per modality, the factor of :math:`(\\hat S_m E^{(0)})_i` in the final embedding:
+        :math:`w_i g_i` (image) and :math:`w_i (1 - g_i)` (text), shape (len(items), d)."""
+        weights = {"image": gate, "text": 1 - gate}
+        if self.item_graph_weights is not None:
+            w = self.item_graph_weights[items]
+            weights = {m: w * value for m, value in weights.items()}
+        return weights
+
     def final_items(self, items, propagated, items0, context):
         """Cold-start items keep their layer 0 at full weight; every item adds its gated item-graph term."""
         isolated = self.is_isolated[items]
         propagated[isolated] = items0[items[isolated]]
         if self.item_graphs:
             views = self._graph_views(items, items0)
-            gate = self._gate_rows(items, context[1])
+            weights = self._term_weights(items, self._gate_rows(items, context[1]))
             if "image" in views:
-                propagated += gate * views["image"]
+                propagated += weights["image"] * views["image"]
             if "text" in views:
-                propagated += (1 - gate) * views["text"]
+                propagated += weights["text"] * views["text"]
         return propagated
 
     def final_items_adjoint(self, items, grad, d_items0, items0, context):
@@ -316,8 +335,8 @@ class RLMMObjective(GraphObjective):
         d_items0[items[isolated]] = grad[isolated]
         if not self.item_graphs:
             return d_items0, None
-        gate = self._gate_rows(items, context[1])
-        weighted = {"image": gate * grad, "text": (1 - gate) * grad}
+        weights = self._term_weights(items, self._gate_rows(items, context[1]))
+        weighted = {m: w * grad for m, w in weights.items()}
         for m, g in self.item_graphs.items():
             d_items0 += csr_matmul_rows_adjoint(g.indptr, g.indices, g.data, items, weighted[m], g.shape[1])
         if len(self.item_graphs) < 2 or self.fixed_gate is not None:
@@ -326,6 +345,8 @@ class RLMMObjective(GraphObjective):
         pos = self.content_pos[items]
         found = pos >= 0
         d_gate = np.zeros_like(context[0])
+        if self.item_graph_weights is not None:
+            grad = self.item_graph_weights[items] * grad
         d_gate[pos[found]] = (grad * (views["image"] - views["text"]))[found]
         return d_items0, {"gate": d_gate}
 
@@ -429,6 +450,15 @@ class RLMultimodalRec(Recommender):
         the layer-0 embeddings smoothed over each modality's ``n_neighbors``
         kNN graph (:func:`lgrec.knn.modality_graphs`) and mixed per item and
         dimension by the fusion gate, which then also learns from the ranking loss.
+    item_graph_weight : "degree" or float, default="degree"
+        Weight :math:`w_i` of item :math:`i`'s item-item term. ``"degree"``:
+        :math:`w_i = k / (k + d_i)` with :math:`k` = ``n_neighbors`` and
+        :math:`d_i` the item's training interactions, the content neighbours'
+        share of the item's neighbourhood (its :math:`d_i` users in the
+        user-item graph plus its :math:`k` content neighbours): an item
+        nobody bought takes the term at full weight, a well-sold item
+        mostly its own graph embedding. A float: the same weight for every
+        item (1.0: the unweighted term).
     warm_content : bool, default=False
         Add the fused content to the layer 0 of items with training
         interactions (False: only cold-start items get content in layer 0).
@@ -529,6 +559,7 @@ class RLMultimodalRec(Recommender):
         projection_init: str = "isometric",
         content_refresh: int = 8,
         item_graph: bool = True,
+        item_graph_weight="degree",
         warm_content: bool = False,
         edge_dropout: float = 0.8,
         batch_size: int = 2048,
@@ -553,6 +584,7 @@ class RLMultimodalRec(Recommender):
         self.projection_init = projection_init
         self.content_refresh = content_refresh
         self.item_graph = item_graph
+        self.item_graph_weight = item_graph_weight
         self.warm_content = warm_content
         self.edge_dropout = edge_dropout
         self.batch_size = batch_size
@@ -567,8 +599,7 @@ class RLMultimodalRec(Recommender):
         check_int(self.n_layers, "n_layers", owner, low=0)
         check_float(self.content_weight, "content_weight", owner, low=0.0)
         check_int(self.n_neighbors, "n_neighbors", owner, low=0)
-        if not (isinstance(self.memory_weight, str) and self.memory_weight == "auto"):
-            check_float(self.memory_weight, "memory_weight", owner, low=0.0)
+        check_float(self.memory_weight, "memory_weight", owner, low=0.0, word="auto")
         check_float(self.image_weight, "image_weight", owner, low=0.0, high=1.0)
         check_bool(self.cold_start, "cold_start", owner)
         check_choice(self.gate, "gate", owner, ("learned", "average"))
@@ -579,6 +610,7 @@ class RLMultimodalRec(Recommender):
         check_choice(self.projection_init, "projection_init", owner, ("isometric", "glorot"))
         check_int(self.content_refresh, "content_refresh", owner, low=1)
         check_bool(self.item_graph, "item_graph", owner)
+        check_float(self.item_graph_weight, "item_graph_weight", owner, low=0.0, word="degree")
         check_bool(self.warm_content, "warm_content", owner)
         check_float(self.edge_dropout, "edge_dropout", owner, low=0.0, high=1.0, closed="left")
 
@@ -706,6 +738,7 @@ class RLMultimodalRec(Recommender):
             gate_learning_rate=self.gate_learning_rate,
             item_graphs=item_graphs, warm_content=self.warm_content,
             train=train, edge_dropout=self.edge_dropout,
+            item_graph_weights=item_graph_weights(self.item_graph_weight, train, self.n_neighbors),
         )
         objective.similar = similar  # the item similarities s behind the memory (new users' memory rows)
         return objective, inputs, stats
@@ -882,6 +915,33 @@ class RLMultimodalRec(Recommender):
             order = np.argsort(-contribution, kind="stable")[:n_contributors]
             result["contributors"] = [(int(history[j]), float(contribution[j])) for j in order]
         return result
+
+
+def item_graph_weights(weight, train: sp.csr_matrix, n_neighbors: int) -> np.ndarray | None:
+    """Weight of each item's item-item term (``RLMultimodalRec.item_graph_weight``).
+
+    Parameters
+    ----------
+    weight : "degree" or float
+    train : scipy.sparse.csr_matrix of shape (n_users, n_items)
+        Canonical binary training matrix.
+    n_neighbors : int
+        :math:`k`, the content neighbours per item.
+
+    Returns
+    -------
+    ndarray of shape (n_items,), float32, or None
+        :math:`k / (k + d_i)` for ``"degree"``; None for 1.0 (the unweighted
+        term) and for ``k`` = 0 (no item-item term); else ``weight`` for every item.
+    """
+    if isinstance(weight, str):
+        if n_neighbors == 0:
+            return None
+        degree = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float64)
+        return (n_neighbors / (n_neighbors + degree)).astype(np.float32)
+    if weight == 1.0:
+        return None
+    return np.full(train.shape[1], weight, dtype=np.float32)
 
 
 def _common_rows(img_feats, txt_feats) -> int:
