@@ -125,8 +125,9 @@ class BPRMF(Recommender):
     :math:`\ell_t` (the formula above with :math:`B = 1`), on one thread in the
     epoch's order, without Hogwild races, so a ``random_state`` gives the same model
     for any number of threads (:func:`lgrec.kernels.bpr_sgd_epoch`). On Amazon
-    Baby (seed 0) its epoch took less time than Adam's (28.5 ms against 32.3 ms on a
-    quiet machine, where ``implicit``'s two-thread Hogwild epoch took 12.1 ms), and it needed twice the epochs (80 against 39, so a longer fit
+    Baby (seed 0) its epoch took less time than Adam's (28.5 ms against 32.3 ms
+    on a quiet machine, where ``implicit``'s two-thread Hogwild epoch took
+    12.1 ms), and it needed twice the epochs (80 against 39, so a longer fit
     when every epoch is validated) for a higher test Recall@20 / NDCG@20 (0.0622 /
     0.0270 against 0.0562 / 0.0242); benchmarks/README.md, "BPR-MF epoch vs implicit".
 
