@@ -100,20 +100,28 @@ def test_saturated_margins_give_finite_losses():
     assert np.isfinite(user).all() and np.isfinite(item).all()
 
 
-@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 Numba threads")
-def test_bit_identical_for_one_and_two_threads():
+def _assert_same_for_one_and_two_threads(run):
+    """``run()`` (a tuple of arrays) under 1 and under 2 Numba threads: every array bit-identical."""
     results = []
     before = numba.get_num_threads()
     try:
         for threads in (1, 2):
             numba.set_num_threads(threads)
-            user, item, users, pos, neg = _problem(4, 300, 100, 16, 5000, np.float32)
-            losses, state = _kernel(user, item, users, pos, neg, 512, 1e-3, 1e-2)
-            results.append((losses, user, item, *state["m"], *state["v"]))
+            results.append(run())
     finally:
         numba.set_num_threads(before)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 Numba threads")
+def test_bit_identical_for_one_and_two_threads():
+    def run():
+        user, item, users, pos, neg = _problem(4, 300, 100, 16, 5000, np.float32)
+        losses, state = _kernel(user, item, users, pos, neg, 512, 1e-3, 1e-2)
+        return (losses, user, item, *state["m"], *state["v"])
+
+    _assert_same_for_one_and_two_threads(run)
 
 
 def test_invalid_arguments_are_named():
@@ -225,19 +233,12 @@ def test_sgd_saturated_margins_give_finite_losses_and_steps():
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 Numba threads")
 def test_sgd_bit_identical_for_one_and_two_threads():
-    results = []
-    before = numba.get_num_threads()
-    try:
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            user, item, users, pos, neg = _problem(4, 300, 100, 16, 5000, np.float32)
-            losses = bpr_sgd_epoch(user, item, users, pos, neg, regularization=1e-3, learning_rate=1e-2,
-                                   block_size=512)
-            results.append((losses, user, item))
-    finally:
-        numba.set_num_threads(before)
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    def run():
+        user, item, users, pos, neg = _problem(4, 300, 100, 16, 5000, np.float32)
+        losses = bpr_sgd_epoch(user, item, users, pos, neg, regularization=1e-3, learning_rate=1e-2, block_size=512)
+        return losses, user, item
+
+    _assert_same_for_one_and_two_threads(run)
 
 
 def test_sgd_invalid_arguments_are_named():
