@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lgrec.kernels import bpr_adam_epoch, bpr_sgd_epoch
+from lgrec.kernels.bpr import SGD_PARALLEL_MIN, _dependency_levels
 from lgrec.models.bpr import MFObjective
 from lgrec.optim import Adam
 
@@ -218,6 +219,48 @@ def test_sgd_steps_see_the_previous_steps():
         bpr_sgd_epoch(*one_by_one, users[t:t + 1], pos[t:t + 1], neg[t:t + 1], regularization=0.1, learning_rate=0.5,
                       block_size=1)
     bpr_sgd_epoch(user, item, users, pos, neg, regularization=0.1, learning_rate=0.5, block_size=1)
+    np.testing.assert_array_equal(user, one_by_one[0])
+    np.testing.assert_array_equal(item, one_by_one[1])
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_users=st.integers(1, 6), n_items=st.integers(1, 6), n=st.integers(0, 40))
+def test_sgd_levels_share_no_row_and_keep_the_order_of_each_row(seed, n_users, n_items, n):
+    rng = np.random.default_rng(seed)
+    users, pos, neg = rng.integers(0, n_users, n), rng.integers(0, n_items, n), rng.integers(0, n_items, n)
+    order, level_ptr = np.empty(n, dtype=np.int64), np.empty(n + 1, dtype=np.int64)
+    n_levels = _dependency_levels(users, pos, neg, n_users, n_items, order, level_ptr)
+    assert sorted(order) == list(range(n)) and level_ptr[0] == 0 and level_ptr[n_levels] == n
+    level = np.empty(n, dtype=np.int64)
+    for lv in range(n_levels):
+        members = order[level_ptr[lv]:level_ptr[lv + 1]]
+        assert members.size > 0 and list(members) == sorted(members)
+        level[members] = lv
+        rows = [("u", users[t]) for t in members] + [("i", i) for t in members for i in {pos[t], neg[t]}]
+        assert len(rows) == len(set(rows)), f"level {lv} has two triplets sharing a row"
+    for t in range(n):
+        for s in range(t):
+            shared = users[s] == users[t] or {pos[s], neg[s]} & {pos[t], neg[t]}
+            assert not shared or level[s] < level[t]
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 Numba threads")
+def test_sgd_parallel_levels_equal_the_steps_one_at_a_time():
+    """Large enough for levels that run in parallel; bit-identical to one call per triplet (each its own level)."""
+    user, item, users, pos, neg = _problem(5, 3000, 3000, 16, 6000, np.float32, scale=0.3)
+    order, level_ptr = np.empty(6000, dtype=np.int64), np.empty(6001, dtype=np.int64)
+    n_levels = _dependency_levels(users, pos, neg, 3000, 3000, order, level_ptr)
+    assert np.diff(level_ptr[:n_levels + 1]).max() >= SGD_PARALLEL_MIN  # the parallel path runs
+    one_by_one = [user.copy(), item.copy()]
+    kwargs = dict(regularization=1e-3, learning_rate=0.05, block_size=1)
+    expected = [bpr_sgd_epoch(*one_by_one, users[t:t + 1], pos[t:t + 1], neg[t:t + 1], **kwargs)[0]
+                for t in range(6000)]
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+        losses = bpr_sgd_epoch(user, item, users, pos, neg, **kwargs)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(losses, expected)
     np.testing.assert_array_equal(user, one_by_one[0])
     np.testing.assert_array_equal(item, one_by_one[1])
 
