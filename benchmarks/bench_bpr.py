@@ -15,8 +15,8 @@ of threads (Numba's). In the same run, interleaved round by round:
   BPR + L2 1e-4, lazy Adam lr 1e-3), timed separately as ``lgrec_kernel`` and
   together as ``lgrec_epoch``;
 - ``lgrec_sgd`` (``optimizer="sgd"``): the same sampler + the fused SGD kernel (one
-  step per triplet, L2 1e-4, BPRMF's default SGD step size), on one thread whatever
-  Numba's thread count (the sampler uses them all): ``lgrec_sgd_kernel``,
+  step per triplet, L2 1e-4, BPRMF's default SGD step size; triplets that share no
+  row in parallel, the result that of the in-order visit): ``lgrec_sgd_kernel``,
   ``lgrec_sgd_epoch``;
 - ``implicit``: ``implicit.cpu.bpr.BayesianPersonalizedRanking(factors=64)``; its
   per-epoch time is ``(fit with 1 + n iterations - fit with 1 iteration) / n``, which

@@ -122,14 +122,15 @@ class BPRMF(Recommender):
     ``optimizer="sgd"`` is Rendle et al.'s learning algorithm (as in the
     ``implicit`` package): every triplet takes one plain SGD step
     :math:`\theta \leftarrow \theta - \eta\, \nabla_\theta \ell_t` on its own loss
-    :math:`\ell_t` (the formula above with :math:`B = 1`), on one thread in the
-    epoch's order, without Hogwild races, so a ``random_state`` gives the same model
-    for any number of threads (:func:`lgrec.kernels.bpr_sgd_epoch`). On Amazon
-    Baby (seed 0) its epoch took less time than Adam's (28.5 ms against 32.3 ms
-    on a quiet machine, where ``implicit``'s two-thread Hogwild epoch took
-    12.1 ms), and it needed twice the epochs (80 against 39, so a longer fit
-    when every epoch is validated) for a higher test Recall@20 / NDCG@20 (0.0622 /
-    0.0270 against 0.0562 / 0.0242); benchmarks/README.md, "BPR-MF epoch vs implicit".
+    :math:`\ell_t` (the formula above with :math:`B = 1`), with the result of visiting
+    the epoch's triplets in order: triplets that share no row run in parallel, without
+    Hogwild races, so a ``random_state`` gives the same model for any number of
+    threads (:func:`lgrec.kernels.bpr_sgd_epoch`). On Amazon Baby its epoch took
+    19.0-25.1 ms against 10.8-22.5 ms for ``implicit``'s two-thread Hogwild epoch in
+    the same runs (quiet machine, 2 threads), and it needed twice Adam's epochs (80
+    against 39, so a longer fit when every epoch is validated) for a higher test
+    Recall@20 / NDCG@20 (0.0622 / 0.0270 against 0.0562 / 0.0242, seed 0);
+    benchmarks/README.md, "BPR-MF epoch vs implicit".
 
     Parameters
     ----------
